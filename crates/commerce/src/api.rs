@@ -1,0 +1,193 @@
+//! The storefront's JSON API: `GET /api/search` and `GET /api/products/{id}`. Every failure, including a
+//! malformed query string, answers with the `{"error":{"code","message"}}` body of [`CommerceError`].
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::{CommerceError, Product, SearchPage, SearchQuery, Storefront};
+
+/// Hits per page when the client does not say.
+const DEFAULT_LIMIT: usize = 10;
+
+/// The storefront API routes, serving from `storefront`.
+pub fn router(storefront: Storefront) -> Router {
+    Router::new()
+        .route("/api/search", get(search))
+        .route("/api/products/{id}", get(product))
+        .with_state(storefront)
+}
+
+/// `GET /api/search` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    q: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn search(
+    State(storefront): State<Storefront>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchPage>, CommerceError> {
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let text = params.q.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(CommerceError::InvalidRequest(
+            "the query parameter 'q' is required and must not be empty".to_owned(),
+        ));
+    }
+    let query = SearchQuery {
+        text,
+        limit: params.limit.unwrap_or(DEFAULT_LIMIT),
+        offset: params.offset.unwrap_or(0),
+    };
+    // Searching the in-RAM index takes well under a millisecond, so it runs here rather than on the blocking pool.
+    Ok(Json(storefront.search(&query)?))
+}
+
+async fn product(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Product>, CommerceError> {
+    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    Ok(Json(storefront.product(&id)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::LazyLock;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    static DEMO: LazyLock<Storefront> = LazyLock::new(|| {
+        let storefront = Storefront::new();
+        storefront.load_demo().unwrap();
+        storefront
+    });
+
+    async fn get_json(storefront: &Storefront, uri: &str) -> (StatusCode, Value) {
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let response = router(storefront.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn error_code(body: &Value) -> &str {
+        body["error"]["code"].as_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn search_returns_ranked_products() {
+        let (status, body) = get_json(&DEMO, "/api/search?q=king+poster+bed").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["query"], "king poster bed");
+        assert!(body["total"].as_u64().unwrap() > 10);
+        assert!(body["took_ms"].as_f64().unwrap() >= 0.0);
+        let hits = body["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), DEFAULT_LIMIT);
+        let mut fields: Vec<&str> = hits[0].as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "category_path",
+                "class",
+                "id",
+                "name",
+                "rating",
+                "review_count",
+                "score"
+            ]
+        );
+        assert_eq!(hits[0]["rating"], Value::Null);
+        assert_eq!(hits[0]["review_count"], 0);
+    }
+
+    #[tokio::test]
+    async fn limit_and_offset_page_the_results() {
+        let (_, all) = get_json(&DEMO, "/api/search?q=oak+table&limit=4").await;
+        let (status, second) = get_json(&DEMO, "/api/search?q=oak+table&limit=2&offset=2").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            second["hits"].as_array().unwrap()[..],
+            all["hits"].as_array().unwrap()[2..]
+        );
+    }
+
+    #[tokio::test]
+    async fn odd_query_text_is_searched_not_rejected() {
+        for uri in [
+            "/api/search?q=%22name%3Abed%20(AND%20-%5B",
+            "/api/search?q=%F0%9F%98%80%20%E6%A4%85%E5%AD%90",
+            "/api/search?q=the",
+        ] {
+            let (status, body) = get_json(&DEMO, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        }
+        let long = format!("/api/search?q={}", "sofa+".repeat(2_000));
+        assert_eq!(get_json(&DEMO, &long).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_are_400_with_our_error_shape() {
+        for uri in [
+            "/api/search",
+            "/api/search?q=",
+            "/api/search?q=%20%20",
+            "/api/search?q=bed&limit=0",
+            "/api/search?q=bed&limit=101",
+            "/api/search?q=bed&limit=ten",
+            "/api/search?q=bed&offset=-1",
+            "/api/search?q=bed&offset=99999",
+            "/api/search?q=bed&lmit=5",
+        ] {
+            let (status, body) = get_json(&DEMO, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(error_code(&body), "invalid_request", "{uri}");
+            assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn products_by_id() {
+        let (status, body) = get_json(&DEMO, "/api/products/13").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({
+                "id": "13",
+                "name": "king tufted low profile standard bed",
+                "class": ["Beds"],
+                "category_path": ["Furniture", "Bedroom Furniture", "Beds & Headboards", "Beds"],
+                "rating": null,
+                "review_count": 0
+            })
+        );
+        let (status, body) = get_json(&DEMO, "/api/products/no-such-product").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&body), "product_not_found");
+    }
+
+    #[tokio::test]
+    async fn a_loading_catalog_is_503() {
+        let loading = Storefront::new();
+        for uri in ["/api/search?q=bed", "/api/products/13"] {
+            let (status, body) = get_json(&loading, uri).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+            assert_eq!(error_code(&body), "catalog_loading");
+        }
+    }
+}

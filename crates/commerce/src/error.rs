@@ -1,0 +1,111 @@
+//! The commerce layer's one error type and the single place that turns each variant into an HTTP status and
+//! our `/api/*` error body `{"error":{"code","message"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a catalog load, a search or a product lookup can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CommerceError {
+    /// The catalog could not be opened or read.
+    #[error("cannot read {catalog}: {source}")]
+    CatalogRead {
+        /// Which catalog: its path, or the built-in demo.
+        catalog: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The catalog as a whole is not in the expected format (rows with problems are rejected one by one
+    /// instead, see [`crate::ImportReport`]).
+    #[error("{catalog} is not a WANDS product file: {reason}")]
+    CatalogFormat {
+        /// Which catalog: its path, or the built-in demo.
+        catalog: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A request has a missing or invalid parameter.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No product has that id.
+    #[error("no product has the id '{0}'")]
+    ProductNotFound(String),
+    /// The catalog is still being parsed and indexed.
+    #[error("the catalog is still loading; retry shortly")]
+    CatalogLoading,
+    /// The catalog failed to load; the storefront will not serve until it is loaded again.
+    #[error("the catalog is unavailable: {0}")]
+    CatalogUnavailable(String),
+    /// The search index failed.
+    #[error("the search index failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+impl CommerceError {
+    /// The HTTP status this error is answered with, by the JSON API and the storefront pages alike.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CommerceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            CommerceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
+            CommerceError::CatalogLoading | CommerceError::CatalogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CommerceError::CatalogRead { .. } | CommerceError::CatalogFormat { .. } | CommerceError::Index(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The stable, machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommerceError::CatalogRead { .. } => "catalog_read_failed",
+            CommerceError::CatalogFormat { .. } => "catalog_format_invalid",
+            CommerceError::InvalidRequest(_) => "invalid_request",
+            CommerceError::ProductNotFound(_) => "product_not_found",
+            CommerceError::CatalogLoading => "catalog_loading",
+            CommerceError::CatalogUnavailable(_) => "catalog_unavailable",
+            CommerceError::Index(_) => "search_index_failed",
+        }
+    }
+}
+
+impl IntoResponse for CommerceError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), error = %self, "commerce request failed");
+        }
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn errors_render_as_code_and_message() {
+        let response = CommerceError::ProductNotFound("42".to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "product_not_found", "message": "no product has the id '42'"}})
+        );
+    }
+
+    #[test]
+    fn loading_is_unavailable_not_a_server_fault() {
+        assert_eq!(CommerceError::CatalogLoading.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            CommerceError::InvalidRequest("bad".to_owned()).status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Configuration: built-in defaults, overridden by `flywheel.toml`, then by `FLYWHEEL_*` environment variables,
+//! then by command-line flags. No file is needed at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR: &str = ".flywheel";
+const DEFAULT_CONFIG: &str = "flywheel.toml";
+
+/// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "FLYWHEEL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database and state [default: ./.flywheel]
+    #[arg(long, env = "FLYWHEEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Directory holding the embedded models [default: <data-dir>/models]
+    #[arg(long, env = "FLYWHEEL_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Configuration file [default: ./flywheel.toml when it exists]
+    #[arg(long, env = "FLYWHEEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Product catalog to serve, a WANDS-format TSV file [default: the built-in demo catalog]
+    #[arg(long, env = "FLYWHEEL_CATALOG")]
+    catalog: Option<PathBuf>,
+    /// CPU threads for the embedded chat model [default: all cores]
+    #[arg(long, env = "FLYWHEEL_THREADS")]
+    threads: Option<usize>,
+    /// Context window of the embedded chat model, in tokens [default: 4096]
+    #[arg(long, env = "FLYWHEEL_CONTEXT_LENGTH")]
+    context_length: Option<u32>,
+    /// Log filter, e.g. `info` or `flywheel=debug,info` [default: info]
+    #[arg(long, env = "FLYWHEEL_LOG")]
+    log: Option<String>,
+}
+
+/// The `flywheel.toml` file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    threads: Option<usize>,
+    context_length: Option<u32>,
+    max_body_bytes: Option<usize>,
+    log: Option<String>,
+}
+
+/// The resolved settings of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub catalog: Option<PathBuf>,
+    pub threads: usize,
+    pub context_length: u32,
+    pub max_body_bytes: usize,
+    pub log: String,
+}
+
+/// Why the settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Merges defaults, the config file, the environment and the flags (clap has already merged the last two).
+    pub fn resolve(args: UpArgs) -> Result<Settings, ConfigError> {
+        let file = load_file(args.config.as_deref())?;
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let models_dir = args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"));
+        let threads = args
+            .threads
+            .or(file.threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+        if threads == 0 {
+            return Err(ConfigError::Invalid("threads must be at least 1".to_owned()));
+        }
+        let context_length = args.context_length.or(file.context_length).unwrap_or(4096);
+        if context_length < 64 {
+            return Err(ConfigError::Invalid("context_length must be at least 64 tokens".to_owned()));
+        }
+        let listen = match args.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("bad built-in listen address {DEFAULT_LISTEN}")))?,
+        };
+        Ok(Settings {
+            listen,
+            data_dir,
+            models_dir,
+            catalog: args.catalog.or(file.catalog),
+            threads,
+            context_length,
+            max_body_bytes: file.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(FileConfig::default()),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Parse { path, message: error.message().to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, ConfigError> {
+        Settings::resolve(TestCli::try_parse_from(std::iter::once("flywheel").chain(args.iter().copied())).unwrap().up)
+    }
+
+    #[test]
+    fn file_values_are_overridden_by_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flywheel.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/fw\"\nthreads = 3\n").unwrap();
+        let config = path.to_str().unwrap();
+        let from_file = settings(&["--config", config]).unwrap();
+        assert_eq!(from_file.listen.port(), 9000);
+        assert_eq!(from_file.models_dir, PathBuf::from("/srv/fw/models"));
+        assert_eq!(from_file.threads, 3);
+        let overridden = settings(&["--config", config, "--listen", "127.0.0.1:9100", "--threads", "1"]).unwrap();
+        assert_eq!(overridden.listen.port(), 9100);
+        assert_eq!(overridden.threads, 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flywheel.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let error = settings(&["--config", path.to_str().unwrap()]).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+        assert!(settings(&["--threads", "0"]).is_err());
+        let missing = settings(&["--config", "/nonexistent/flywheel.toml"]).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/flywheel.toml"), "{missing}");
+    }
+}

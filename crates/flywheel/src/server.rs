@@ -1,0 +1,203 @@
+//! Wires the crates into one HTTP server: opens the database, declares and loads the embedded models and the
+//! catalog in the background, merges every crate's router, and shuts down cleanly on SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use gateway::{Gateway, ModelKind};
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+
+/// Model ids clients use, and the files they are loaded from inside the models directory.
+const CHAT_MODEL_ID: &str = "smollm2-135m-instruct";
+const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const EMBEDDING_MODEL_ID: &str = "all-minilm-l6-v2";
+const EMBEDDING_MODEL_DIR: &str = "all-MiniLM-L6-v2";
+
+#[derive(Clone)]
+struct Readiness {
+    gateway: Gateway,
+    storefront: commerce::Storefront,
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let chat_path = settings.models_dir.join(CHAT_MODEL_FILE);
+    let embedder_path = settings.models_dir.join(EMBEDDING_MODEL_DIR);
+    check_models_present(&settings.models_dir, &[&chat_path, &embedder_path])?;
+
+    let db = store::Database::open_in_data_dir(&settings.data_dir)
+        .await
+        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    tracing::info!(database = db.location(), "opened database");
+    let gateway = Gateway::open(db.clone()).await.context("preparing the usage ledger")?;
+    let metrics = gateway::metrics::install_recorder().context("installing the metrics recorder")?;
+    let storefront = commerce::Storefront::new();
+
+    gateway.declare_model(CHAT_MODEL_ID, ModelKind::Chat);
+    gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);
+    spawn_loading(&settings, &gateway, &storefront, chat_path, embedder_path);
+
+    let readiness = Readiness { gateway: gateway.clone(), storefront: storefront.clone() };
+    let health = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(readiness);
+    let app = Router::new()
+        .merge(gateway::router(gateway.clone(), gateway::HttpOptions { max_body_bytes: settings.max_body_bytes }))
+        .merge(commerce::router(storefront.clone()))
+        .merge(web::router(storefront))
+        .merge(health)
+        .merge(gateway::metrics::metrics_router(metrics))
+        .route_layer(axum::middleware::from_fn(gateway::metrics::track_http))
+        .layer(TraceLayer::new_for_http());
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("listening on http://{address}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    tracing::info!("in-flight requests finished; closing the database");
+    drop(gateway);
+    db.close().await;
+    tracing::info!("flywheel stopped");
+    Ok(())
+}
+
+fn check_models_present(models_dir: &Path, paths: &[&Path]) -> anyhow::Result<()> {
+    let missing: Vec<String> = paths.iter().filter(|path| !path.exists()).map(|path| path.display().to_string()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "embedded models not found: {}\n  fetch them with: scripts/fetch-models {}",
+        missing.join(", "),
+        models_dir.display()
+    )
+}
+
+fn spawn_loading(
+    settings: &Settings,
+    gateway: &Gateway,
+    storefront: &commerce::Storefront,
+    chat_path: PathBuf,
+    embedder_path: PathBuf,
+) {
+    let chat_options = inference::ChatModelOptions {
+        threads: settings.threads,
+        context_length: settings.context_length,
+        ..inference::ChatModelOptions::default()
+    };
+    let loader = gateway.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        match inference::ChatModel::load(&chat_path, chat_options) {
+            Ok(model) => {
+                tracing::info!(
+                    model = CHAT_MODEL_ID,
+                    path = %chat_path.display(),
+                    context_length = model.info().context_length,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded chat model"
+                );
+                loader.serve_embedded_chat(CHAT_MODEL_ID, model);
+            }
+            Err(error) => {
+                tracing::error!(model = CHAT_MODEL_ID, %error, "failed to load chat model");
+                loader.fail_model(CHAT_MODEL_ID, error.to_string());
+            }
+        }
+    });
+    let loader = gateway.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        match inference::Embedder::load(&embedder_path, inference::EmbedderOptions::default()) {
+            Ok(embedder) => {
+                tracing::info!(
+                    model = EMBEDDING_MODEL_ID,
+                    path = %embedder_path.display(),
+                    dimensions = embedder.info().dimensions,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded embedding model"
+                );
+                loader.serve_embedded_embedder(EMBEDDING_MODEL_ID, embedder);
+            }
+            Err(error) => {
+                tracing::error!(model = EMBEDDING_MODEL_ID, %error, "failed to load embedding model");
+                loader.fail_model(EMBEDDING_MODEL_ID, error.to_string());
+            }
+        }
+    });
+    let storefront = storefront.clone();
+    let catalog = settings.catalog.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let loaded = match &catalog {
+            Some(path) => storefront.load(path),
+            None => storefront.load_demo(),
+        };
+        match loaded {
+            Ok(summary) => tracing::info!(
+                products = summary.products,
+                rejected = summary.rejected,
+                seconds = started.elapsed().as_secs_f64(),
+                "loaded catalog and built the search index"
+            ),
+            Err(error) => tracing::error!(%error, "failed to load the catalog"),
+        }
+    });
+}
+
+#[derive(Serialize)]
+struct ReadyReport {
+    ready: bool,
+    models: Vec<gateway::ModelInfo>,
+    catalog: &'static str,
+}
+
+/// 200 once every model and the catalog are loaded, 503 before (or if one failed).
+async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<ReadyReport>) {
+    let catalog_ready = readiness.storefront.is_ready();
+    let ready = catalog_ready && readiness.gateway.is_ready();
+    let report = ReadyReport {
+        ready,
+        models: readiness.gateway.models(),
+        catalog: if catalog_ready { "ready" } else { "loading" },
+    };
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(report))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

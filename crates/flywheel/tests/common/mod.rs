@@ -1,0 +1,101 @@
+//! Starts the real `flywheel` binary on an ephemeral 127.0.0.1 port with a fresh data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("FLYWHEEL_MODELS_DIR")
+        .expect("set FLYWHEEL_MODELS_DIR to the models directory (scripts/fetch-models fetches them)");
+    PathBuf::from(dir)
+}
+
+pub struct Server {
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    child: Option<Child>,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts the server and waits until `/readyz` says ready.
+    pub async fn start() -> Server {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+            .args(["up", "--listen", "127.0.0.1:0", "--threads", "2"])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--models-dir")
+            .arg(models_dir())
+            .env("FLYWHEEL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server { base: String::new(), data_dir, child: Some(child), log };
+        let line = server.wait_for_log("listening on http://", Duration::from_secs(30));
+        let address = line.split("listening on http://").nth(1).unwrap().trim().to_owned();
+        server.base = format!("http://{address}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let ready = client.get(server.url("/readyz")).send().await.map(|r| r.status().is_success());
+            if ready.unwrap_or(false) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no log line with {needle:?}: {error}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.path().join("flywheel.db")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The gateway's one error type and the single place that turns each variant into an HTTP status and an
+//! OpenAI-style error body `{"error":{"message","type","param","code"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything a gateway call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// The request is malformed or has an invalid value.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong, for the client.
+        message: String,
+        /// The offending parameter, when there is one.
+        param: Option<String>,
+    },
+    /// The request uses a parameter that the model's provider cannot honour.
+    #[error("'{param}' is not supported by model '{model}': {reason}")]
+    UnsupportedParameter {
+        /// The parameter.
+        param: String,
+        /// The model asked for.
+        model: String,
+        /// Why, or what to do instead.
+        reason: String,
+    },
+    /// No model of that name is configured.
+    #[error("the model '{0}' does not exist; GET /v1/models lists the available models")]
+    ModelNotFound(String),
+    /// The model exists but cannot serve that kind of request (e.g. chat on an embedding model).
+    #[error("the model '{model}' does not support {endpoint}")]
+    WrongModelKind {
+        /// The model asked for.
+        model: String,
+        /// The endpoint it was asked on.
+        endpoint: &'static str,
+    },
+    /// The model is configured but still loading.
+    #[error("the model '{0}' is still loading; retry shortly")]
+    ModelLoading(String),
+    /// The model failed to load; it will not serve until the server is restarted with a fix.
+    #[error("the model '{model}' failed to load: {reason}")]
+    ModelUnavailable {
+        /// The model asked for.
+        model: String,
+        /// The load error.
+        reason: String,
+    },
+    /// The prompt does not fit the model's context window.
+    #[error(
+        "this model's maximum context length is {context_length} tokens, but the messages have {prompt_tokens} tokens; shorten the messages"
+    )]
+    ContextLengthExceeded {
+        /// Tokens in the rendered prompt.
+        prompt_tokens: u32,
+        /// The model's context window.
+        context_length: u32,
+    },
+    /// The engine's queue is full.
+    #[error("the model '{0}' is overloaded; retry shortly")]
+    Overloaded(String),
+    /// The request body is larger than the configured limit.
+    #[error("request body is larger than the limit of {limit_bytes} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit_bytes: usize,
+    },
+    /// The request body is not `application/json`.
+    #[error("expected a request with 'Content-Type: application/json'")]
+    UnsupportedMediaType,
+    /// No such route.
+    #[error("unknown endpoint {method} {path}")]
+    RouteNotFound {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The provider failed while serving the request.
+    #[error("the model provider failed: {0}")]
+    Provider(String),
+}
+
+impl GatewayError {
+    /// Shorthand for an invalid request about one parameter.
+    pub fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
+        GatewayError::InvalidRequest {
+            message: message.into(),
+            param: Some(param.to_owned()),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::InvalidRequest { .. }
+            | GatewayError::UnsupportedParameter { .. }
+            | GatewayError::WrongModelKind { .. }
+            | GatewayError::ContextLengthExceeded { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::ModelNotFound(_) | GatewayError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::ModelLoading(_) | GatewayError::ModelUnavailable { .. } | GatewayError::Overloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Provider(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI error `type`.
+    pub fn kind(&self) -> &'static str {
+        match self.status() {
+            StatusCode::NOT_FOUND => "not_found_error",
+            status if status.is_client_error() => "invalid_request_error",
+            _ => "server_error",
+        }
+    }
+
+    /// A stable machine-readable code; also what the usage ledger records as the status of a failed request.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest { .. } => "invalid_request",
+            GatewayError::UnsupportedParameter { .. } => "unsupported_parameter",
+            GatewayError::ModelNotFound(_) => "model_not_found",
+            GatewayError::WrongModelKind { .. } => "wrong_model_kind",
+            GatewayError::ModelLoading(_) => "model_loading",
+            GatewayError::ModelUnavailable { .. } => "model_unavailable",
+            GatewayError::ContextLengthExceeded { .. } => "context_length_exceeded",
+            GatewayError::Overloaded(_) => "overloaded",
+            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::UnsupportedMediaType => "unsupported_media_type",
+            GatewayError::RouteNotFound { .. } => "unknown_url",
+            GatewayError::Provider(_) => "provider_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::InvalidRequest { param, .. } => param.as_deref(),
+            GatewayError::UnsupportedParameter { param, .. } => Some(param),
+            GatewayError::ModelNotFound(_) | GatewayError::WrongModelKind { .. } => Some("model"),
+            GatewayError::ContextLengthExceeded { .. } => Some("messages"),
+            _ => None,
+        }
+    }
+
+    /// The OpenAI-style error body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                message: self.to_string(),
+                kind: self.kind(),
+                param: self.param().map(str::to_owned),
+                code: self.code(),
+            },
+        }
+    }
+}
+
+/// `{"error": {...}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// The inside of an OpenAI error body.
+#[derive(Debug, Serialize)]
+pub struct ErrorObject {
+    /// Human-readable explanation.
+    pub message: String,
+    /// OpenAI's error type.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The offending parameter, if any.
+    pub param: Option<String>,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

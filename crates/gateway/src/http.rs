@@ -1,0 +1,137 @@
+//! The OpenAI-compatible HTTP API: `/v1/chat/completions` (whole or as server-sent events), `/v1/embeddings`
+//! and `/v1/models`. Every failure, including a body axum could not parse, answers with an OpenAI error body.
+
+use std::convert::Infallible;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::openai::{ChatCompletionRequest, EmbeddingRequest, ModelList, ModelObject};
+use crate::{Gateway, GatewayError, PUBLIC_TENANT};
+
+/// Limits of the HTTP API.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions { max_body_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    gateway: Gateway,
+    options: HttpOptions,
+}
+
+/// The `/v1` routes, with OpenAI-style errors for unknown paths and methods under `/v1`.
+pub fn router(gateway: Gateway, options: HttpOptions) -> Router {
+    let state = AppState { gateway, options };
+    let v1 = Router::new()
+        .route("/chat/completions", post(chat_completions))
+        .route("/embeddings", post(embeddings))
+        .route("/models", get(list_models))
+        .route("/models/{id}", get(get_model))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(state);
+    Router::new().nest("/v1", v1)
+}
+
+/// JSON body extractor whose rejections are OpenAI error bodies.
+struct OpenAiJson<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OpenAiJson<T> {
+    type Rejection = GatewayError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(OpenAiJson(value)),
+            Err(rejection) => Err(rejection_to_error(&rejection, state.options.max_body_bytes)),
+        }
+    }
+}
+
+fn rejection_to_error(rejection: &JsonRejection, limit_bytes: usize) -> GatewayError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => GatewayError::BodyTooLarge { limit_bytes },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => GatewayError::UnsupportedMediaType,
+        _ => GatewayError::InvalidRequest {
+            message: format!("invalid JSON body: {}", rejection.body_text()),
+            param: None,
+        },
+    }
+}
+
+async fn chat_completions(
+    State(state): State<AppState>,
+    OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
+) -> Result<Response, GatewayError> {
+    let client = state.gateway.client(PUBLIC_TENANT);
+    if !request.stream {
+        return Ok(Json(client.chat(request).await?).into_response());
+    }
+    let chunks = client.chat_stream(request).await?;
+    let events = chunks
+        .map(|chunk| {
+            let event = match chunk {
+                Ok(chunk) => Event::default().json_data(chunk),
+                Err(error) => Event::default().json_data(error.body()),
+            };
+            Ok::<Event, Infallible>(event.unwrap_or_else(|_| Event::default().data("{}")))
+        })
+        .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+async fn embeddings(
+    State(state): State<AppState>,
+    OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
+) -> Result<Response, GatewayError> {
+    let response = state.gateway.client(PUBLIC_TENANT).embeddings(request).await?;
+    Ok(Json(response).into_response())
+}
+
+fn model_object(gateway: &Gateway, id: String) -> ModelObject {
+    ModelObject { id, object: "model", created: gateway.started_at(), owned_by: "flywheel".to_owned() }
+}
+
+async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+    let data = state.gateway.models().into_iter().map(|model| model_object(&state.gateway, model.id)).collect();
+    Json(ModelList { object: "list", data })
+}
+
+async fn get_model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<ModelObject>, GatewayError> {
+    if state.gateway.models().iter().any(|model| model.id == id) {
+        Ok(Json(model_object(&state.gateway, id)))
+    } else {
+        Err(GatewayError::ModelNotFound(id))
+    }
+}
+
+async fn unknown_route(request: Request) -> GatewayError {
+    GatewayError::RouteNotFound { method: request.method().to_string(), path: request.uri().path().to_owned() }
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let error = GatewayError::InvalidRequest {
+        message: format!("method {} is not allowed on {}", request.method(), request.uri().path()),
+        param: None,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(error.body())).into_response()
+}

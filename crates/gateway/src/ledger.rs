@@ -1,0 +1,127 @@
+//! The usage ledger: one row per model request (completed, failed or cancelled), written by the gateway and by
+//! nobody else. It is how every token spent anywhere in flywheel becomes measured demand.
+
+use serde::Serialize;
+use store::{Database, Migration, StoreError};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "usage ledger",
+    sql: "CREATE TABLE usage_ledger (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        tenant TEXT NOT NULL,
+        model TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        latency_ms REAL NOT NULL,
+        ttft_ms REAL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant, created_at);
+    CREATE INDEX usage_ledger_model_time ON usage_ledger (model, created_at);",
+}];
+
+/// One ledger row.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct UsageRecord {
+    /// The id returned to the client (`chatcmpl-...`, `embd-...`).
+    pub request_id: String,
+    /// Who spent the tokens.
+    pub tenant: String,
+    /// The model as the client named it.
+    pub model: String,
+    /// `chat.completions` or `embeddings`.
+    pub endpoint: String,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// From the request's arrival to its last byte (or its failure).
+    pub latency_ms: f64,
+    /// Time to the first generated token, for chat.
+    pub ttft_ms: Option<f64>,
+    /// `ok`, `cancelled`, or the error code of a failed request.
+    pub status: String,
+}
+
+/// Writes and reads the ledger table.
+#[derive(Clone, Debug)]
+pub struct UsageLedger {
+    db: Database,
+}
+
+impl UsageLedger {
+    /// Opens the ledger, creating its table on first use.
+    pub async fn open(db: Database) -> Result<UsageLedger, StoreError> {
+        db.migrate("gateway", MIGRATIONS).await?;
+        Ok(UsageLedger { db })
+    }
+
+    /// Appends one row; a request id is recorded at most once, so a retry of the write cannot charge twice.
+    pub async fn record(&self, row: &UsageRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO usage_ledger
+                (request_id, tenant, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(&row.request_id)
+        .bind(&row.tenant)
+        .bind(&row.model)
+        .bind(&row.endpoint)
+        .bind(row.prompt_tokens)
+        .bind(row.completion_tokens)
+        .bind(row.latency_ms)
+        .bind(row.ttft_ms)
+        .bind(&row.status)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The newest rows first.
+    pub async fn recent(&self, limit: u32) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT request_id, tenant, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status
+             FROM usage_ledger ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(id: &str) -> UsageRecord {
+        UsageRecord {
+            request_id: id.to_owned(),
+            tenant: "t".to_owned(),
+            model: "m".to_owned(),
+            endpoint: "chat.completions".to_owned(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            latency_ms: 12.5,
+            ttft_ms: Some(3.0),
+            status: "ok".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_each_request_once() {
+        let ledger = UsageLedger::open(Database::open_in_memory().await.unwrap()).await.unwrap();
+        ledger.record(&row("a")).await.unwrap();
+        ledger.record(&row("a")).await.unwrap();
+        ledger.record(&row("b")).await.unwrap();
+        let rows = ledger.recent(10).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(rows[1].ttft_ms, Some(3.0));
+    }
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics: the recorder, the `/metrics` route, an HTTP middleware that times every request, and the
+//! model-level series the gateway records (requests, tokens in and out, latency, time to first token).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+const HTTP_REQUESTS: &str = "flywheel_http_requests_total";
+const HTTP_DURATION: &str = "flywheel_http_request_duration_seconds";
+const MODEL_REQUESTS: &str = "flywheel_model_requests_total";
+const MODEL_TOKENS: &str = "flywheel_model_tokens_total";
+const MODEL_DURATION: &str = "flywheel_model_request_duration_seconds";
+const MODEL_TTFT: &str = "flywheel_model_time_to_first_token_seconds";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Installs the process-wide Prometheus recorder; call once at start-up.
+pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)?
+        .install_recorder()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+/// Middleware recording the count and duration of every HTTP request by route template (never the raw path,
+/// which would let clients create unbounded series).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Records one finished model request.
+pub(crate) fn record_model_request(model: &str, endpoint: &'static str, status: &str, prompt: u32, completion: u32, seconds: f64) {
+    metrics::counter!(MODEL_REQUESTS, "model" => model.to_owned(), "endpoint" => endpoint, "status" => status.to_owned())
+        .increment(1);
+    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "input").increment(u64::from(prompt));
+    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "output").increment(u64::from(completion));
+    metrics::histogram!(MODEL_DURATION, "model" => model.to_owned(), "endpoint" => endpoint).record(seconds);
+}
+
+/// Records the time to the first generated token of a chat request.
+pub(crate) fn record_time_to_first_token(model: &str, seconds: f64) {
+    metrics::histogram!(MODEL_TTFT, "model" => model.to_owned()).record(seconds);
+}

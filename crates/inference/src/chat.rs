@@ -1,0 +1,658 @@
+//! Chat generation with llama.cpp.
+//!
+//! [`ChatModel`] owns a loaded GGUF model and one worker thread. The worker owns the only llama.cpp context and
+//! runs requests one at a time in arrival order, clearing the KV cache between them. Everything that can be
+//! checked before decoding (messages, sampling parameters, prompt length) is checked on the caller's thread, so
+//! a bad request fails synchronously and never occupies the queue. Tokenization reads only the vocabulary,
+//! which llama.cpp allows from any thread, so token counting never waits for the worker.
+//!
+//! The worker must never block on anything but its queue and the client's channel, and it stops decoding as soon
+//! as the client's receiver is gone.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::mpsc::{Receiver as JobReceiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::{ChatTemplateError, LogOptions, send_logs_to_tracing};
+use tokio::sync::mpsc;
+
+use crate::InferenceError;
+use crate::stop::StopFilter;
+use crate::template::{CHATML_TEMPLATE, ChatTemplate};
+use crate::utf8::Utf8Decoder;
+
+/// Events buffered per request before the worker waits for the client to catch up.
+const EVENT_BUFFER: usize = 64;
+
+/// llama.cpp's `LLAMA_DEFAULT_SEED`: the dist sampler draws a random seed when given this value.
+const RANDOM_SEED: u32 = u32::MAX;
+
+/// Roles a message may have.
+const ROLES: [&str; 3] = ["system", "user", "assistant"];
+
+/// How to load a chat model.
+#[derive(Debug, Clone)]
+pub struct ChatModelOptions {
+    /// CPU threads for decoding and prompt processing; 0 counts as 1.
+    pub threads: usize,
+    /// Context length in tokens (prompt plus reply), capped at the length the model was trained with.
+    pub context_length: u32,
+    /// Requests allowed to wait while one runs; more are refused with [`InferenceError::Overloaded`].
+    pub max_queue: usize,
+}
+
+impl Default for ChatModelOptions {
+    /// All available cores, a 4096-token context and up to 32 waiting requests.
+    fn default() -> ChatModelOptions {
+        ChatModelOptions {
+            threads: thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            context_length: 4096,
+            max_queue: 32,
+        }
+    }
+}
+
+/// What a loaded chat model is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatModelInfo {
+    /// The model file's name without its extension.
+    pub name: String,
+    /// Context length in use, in tokens: prompt plus reply must fit in it.
+    pub context_length: u32,
+    /// Context length the model was trained with.
+    pub train_context_length: u32,
+    /// Whether the model ships its own chat template (otherwise ChatML is used).
+    pub has_template: bool,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The turn's text.
+    pub content: String,
+}
+
+/// A request to continue a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    /// The conversation so far; must not be empty.
+    pub messages: Vec<ChatMessage>,
+    /// Most tokens to generate; `None` means as many as the context has room for. Capped at that room.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, at least 0; 0 means greedy decoding.
+    pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 disables it. Ignored when `temperature` is 0.
+    pub top_p: f32,
+    /// Seed for sampling; the same seed and request give the same text. `None` draws a random seed.
+    pub seed: Option<u64>,
+    /// Generation ends before the first occurrence of any of these strings, which are not emitted.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerationRequest {
+    /// No messages, OpenAI's defaults (temperature 1, top_p 1), no limit, seed or stop strings.
+    fn default() -> GenerationRequest {
+        GenerationRequest {
+            messages: Vec::new(),
+            max_tokens: None,
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// One step of a streamed generation. A stream is `Started`, any number of `Text`, then `Done` or `Failed`;
+/// a stream that ends without either means the worker died.
+#[derive(Debug)]
+pub enum GenerationEvent {
+    /// The worker took the request and is about to read the prompt; sent before any text, so a request the
+    /// client abandons can still be accounted.
+    Started {
+        /// Tokens in the prompt.
+        prompt_tokens: u32,
+    },
+    /// More generated text, always whole UTF-8 characters.
+    Text(String),
+    /// Generation ended normally.
+    Done(GenerationSummary),
+    /// Generation failed part way.
+    Failed(InferenceError),
+}
+
+/// Token counts and the reason a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationSummary {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated, including any that held a stop string.
+    pub completion_tokens: u32,
+    /// Why generation ended.
+    pub finish_reason: FinishReason,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn or a stop string was reached.
+    Stop,
+    /// The token limit (`max_tokens` or the context) was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI name: `"stop"` or `"length"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// A GGUF chat model served by its own worker thread. Share it with an `Arc`; dropping it stops the worker once
+/// the request in progress ends.
+pub struct ChatModel {
+    model: Arc<LlamaModel>,
+    template: ChatTemplate,
+    info: ChatModelInfo,
+    jobs: SyncSender<Job>,
+    max_queue: usize,
+}
+
+impl std::fmt::Debug for ChatModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatModel")
+            .field("info", &self.info)
+            .field("max_queue", &self.max_queue)
+            .finish()
+    }
+}
+
+impl ChatModel {
+    /// Loads the GGUF at `path` and starts its worker thread. Blocks for as long as loading takes (a fraction of
+    /// a second for small models), so async callers use `spawn_blocking`.
+    pub fn load(path: &Path, options: ChatModelOptions) -> Result<ChatModel, InferenceError> {
+        if !path.is_file() {
+            return Err(InferenceError::ModelMissing {
+                path: path.to_path_buf(),
+            });
+        }
+        let backend = backend()?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|error| {
+            InferenceError::ModelCorrupt {
+                path: path.to_path_buf(),
+                reason: format!("llama.cpp could not load it: {error}; its log lines say why"),
+            }
+        })?;
+        let corrupt = |reason: String| InferenceError::ModelCorrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let template_source = match model.chat_template(None) {
+            Ok(template) => Some(
+                template
+                    .to_string()
+                    .map_err(|error| corrupt(format!("chat template: {error}")))?,
+            ),
+            Err(ChatTemplateError::MissingTemplate) => None,
+            Err(error) => return Err(corrupt(format!("chat template: {error}"))),
+        };
+        let has_template = template_source.is_some();
+        let template = ChatTemplate::new(
+            template_source.unwrap_or_else(|| CHATML_TEMPLATE.to_owned()),
+            special_token_text(&model, model.vocab().bos()),
+            special_token_text(&model, model.vocab().eos()),
+        )
+        .map_err(|error| {
+            InferenceError::Template(format!(
+                "{} has a chat template that does not compile: {error}",
+                path.display()
+            ))
+        })?;
+
+        let train_context_length = model.n_ctx_train();
+        let context_length = match train_context_length {
+            0 => options.context_length,
+            train => options.context_length.min(train),
+        };
+        let threads = i32::try_from(options.threads.max(1)).unwrap_or(i32::MAX);
+        let context_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(context_length))
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+
+        let model = Arc::new(model);
+        let (jobs, queue) = std::sync::mpsc::sync_channel(options.max_queue);
+        let (ready_sender, ready) = std::sync::mpsc::channel();
+        let worker_model = Arc::clone(&model);
+        thread::Builder::new()
+            .name("flywheel-chat".to_owned())
+            .spawn(move || run_worker(&worker_model, backend, context_params, ready_sender, queue))
+            .map_err(|error| InferenceError::Backend(format!("could not start the chat worker thread: {error}")))?;
+        let context_length = ready.recv().map_err(|_| InferenceError::WorkerStopped)??;
+
+        let info = ChatModelInfo {
+            name: path
+                .file_stem()
+                .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned()),
+            context_length,
+            train_context_length,
+            has_template,
+        };
+        tracing::debug!(?info, threads, "chat model loaded");
+        Ok(ChatModel {
+            model,
+            template,
+            info,
+            jobs,
+            max_queue: options.max_queue,
+        })
+    }
+
+    /// What this model is.
+    pub fn info(&self) -> &ChatModelInfo {
+        &self.info
+    }
+
+    /// The prompt text for `messages`: the model's chat template applied, ending with the opening of the
+    /// assistant's turn.
+    pub fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, InferenceError> {
+        validate_messages(messages)?;
+        self.template.render(messages)
+    }
+
+    /// Tokens `text` becomes as prompt text: special-token markup such as `<|im_start|>` counts as one token and
+    /// no BOS token is added. Does not wait for the worker.
+    pub fn count_tokens(&self, text: &str) -> Result<usize, InferenceError> {
+        Ok(self.model.vocab().tokenize(text.as_bytes(), false, true).len())
+    }
+
+    /// Queues `request` and returns the stream of its events. Fails at once, without queueing, if the request is
+    /// invalid, its prompt does not fit the context, or too many requests are waiting.
+    pub fn generate(&self, request: GenerationRequest) -> Result<mpsc::Receiver<GenerationEvent>, InferenceError> {
+        let sampling = Sampling::from_request(&request)?;
+        if request.max_tokens == Some(0) {
+            return Err(InferenceError::InvalidRequest(
+                "max_tokens must be at least 1".to_owned(),
+            ));
+        }
+        let prompt_text = self.render_prompt(&request.messages)?;
+        // Special tokens are parsed because the template writes them as text; BOS is added only if the GGUF asks.
+        let prompt = self.model.vocab().tokenize(prompt_text.as_bytes(), true, true);
+        if prompt.is_empty() {
+            return Err(InferenceError::InvalidRequest(
+                "the chat template rendered an empty prompt".to_owned(),
+            ));
+        }
+        let context_length = self.info.context_length as usize;
+        if prompt.len() + 1 > context_length {
+            return Err(InferenceError::ContextOverflow {
+                prompt_tokens: prompt.len(),
+                context_length,
+            });
+        }
+        let room = context_length - prompt.len();
+        let max_tokens = request.max_tokens.map_or(room, |max| room.min(max as usize));
+        let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+        let job = Job {
+            prompt,
+            max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
+            sampling,
+            stop: request.stop,
+            events,
+        };
+        self.jobs.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => InferenceError::Overloaded {
+                max_queue: self.max_queue,
+            },
+            TrySendError::Disconnected(_) => InferenceError::WorkerStopped,
+        })?;
+        Ok(receiver)
+    }
+}
+
+/// The process-wide llama.cpp backend, which may be initialized only once.
+fn backend() -> Result<&'static LlamaBackend, InferenceError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // Before init, so that even start-up messages go to tracing instead of stderr.
+            send_logs_to_tracing(LogOptions::default());
+            LlamaBackend::init().map_err(|error| error.to_string())
+        })
+        .as_ref()
+        .map_err(|error| InferenceError::Backend(format!("llama.cpp backend: {error}")))
+}
+
+/// The text of a special token for the template's `bos_token`/`eos_token`, empty if the model has none.
+fn special_token_text(model: &LlamaModel, token: LlamaToken) -> String {
+    let vocab = model.vocab();
+    if token.0 < 0 || token.0 >= vocab.n_tokens() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned()
+}
+
+fn validate_messages(messages: &[ChatMessage]) -> Result<(), InferenceError> {
+    if messages.is_empty() {
+        return Err(InferenceError::InvalidRequest("messages must not be empty".to_owned()));
+    }
+    match messages.iter().find(|message| !ROLES.contains(&message.role.as_str())) {
+        Some(message) => Err(InferenceError::InvalidRequest(format!(
+            "unknown message role {:?}; expected system, user or assistant",
+            message.role
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// How to pick each token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sampling {
+    Greedy,
+    Random { temperature: f32, top_p: f32, seed: u32 },
+}
+
+impl Sampling {
+    fn from_request(request: &GenerationRequest) -> Result<Sampling, InferenceError> {
+        let GenerationRequest {
+            temperature,
+            top_p,
+            seed,
+            ..
+        } = *request;
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(InferenceError::InvalidRequest(format!(
+                "temperature must be 0 or more, not {temperature}"
+            )));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(InferenceError::InvalidRequest(format!(
+                "top_p must be in (0, 1], not {top_p}"
+            )));
+        }
+        if temperature == 0.0 {
+            return Ok(Sampling::Greedy);
+        }
+        let seed = match seed {
+            None => RANDOM_SEED,
+            // llama.cpp seeds are 32-bit: fold the halves together, steering clear of the "random" value.
+            Some(seed) => match (seed ^ (seed >> 32)) as u32 {
+                RANDOM_SEED => RANDOM_SEED - 1,
+                folded => folded,
+            },
+        };
+        Ok(Sampling::Random {
+            temperature,
+            top_p,
+            seed,
+        })
+    }
+
+    fn sampler(self) -> LlamaSampler {
+        match self {
+            Sampling::Greedy => LlamaSampler::greedy(),
+            // Temperature before top_p, as OpenAI defines them: the nucleus is taken from the tempered distribution.
+            Sampling::Random {
+                temperature,
+                top_p,
+                seed,
+            } => {
+                let mut chain = vec![LlamaSampler::temp(temperature)];
+                if top_p < 1.0 {
+                    chain.push(LlamaSampler::top_p(top_p, 1));
+                }
+                chain.push(LlamaSampler::dist(seed));
+                LlamaSampler::chain_simple(chain)
+            }
+        }
+    }
+}
+
+/// A validated request waiting for the worker.
+struct Job {
+    prompt: Vec<LlamaToken>,
+    /// At least 1, and the prompt plus this many tokens fit the context.
+    max_tokens: u32,
+    sampling: Sampling,
+    stop: Vec<String>,
+    events: mpsc::Sender<GenerationEvent>,
+}
+
+impl Job {
+    /// Sends an event; false if the client has gone away.
+    fn send(&self, event: GenerationEvent) -> bool {
+        self.events.blocking_send(event).is_ok()
+    }
+}
+
+/// Body of the worker thread: creates the context, reports its length through `ready`, then serves the queue
+/// until the [`ChatModel`] is dropped.
+fn run_worker(
+    model: &LlamaModel,
+    backend: &LlamaBackend,
+    params: LlamaContextParams,
+    ready: std::sync::mpsc::Sender<Result<u32, InferenceError>>,
+    queue: JobReceiver<Job>,
+) {
+    let context = match model.new_context(backend, params) {
+        Ok(context) => context,
+        Err(error) => {
+            // The loader is waiting for this; if it is gone there is nobody left to tell.
+            let _ = ready.send(Err(InferenceError::Backend(format!(
+                "could not create a llama.cpp context: {error}"
+            ))));
+            return;
+        }
+    };
+    let batch_size = context.n_batch() as usize;
+    let mut worker = Worker {
+        model,
+        context,
+        batch: LlamaBatch::new(batch_size, 1),
+        batch_size,
+    };
+    if ready.send(Ok(worker.context.n_ctx())).is_err() {
+        return;
+    }
+    for job in queue {
+        worker.run(&job);
+    }
+    tracing::debug!("chat worker stopped");
+}
+
+/// The worker's state, reused across requests.
+struct Worker<'model> {
+    model: &'model LlamaModel,
+    context: LlamaContext<'model>,
+    batch: LlamaBatch<'static>,
+    batch_size: usize,
+}
+
+impl Worker<'_> {
+    fn run(&mut self, job: &Job) {
+        // A client that gave up while queued costs nothing.
+        if job.events.is_closed() {
+            return;
+        }
+        let prompt_tokens = u32::try_from(job.prompt.len()).unwrap_or(u32::MAX);
+        if !job.send(GenerationEvent::Started { prompt_tokens }) {
+            return;
+        }
+        match self.generate(job) {
+            Ok(Some((completion_tokens, finish_reason))) => {
+                job.send(GenerationEvent::Done(GenerationSummary {
+                    prompt_tokens,
+                    completion_tokens,
+                    finish_reason,
+                }));
+            }
+            Ok(None) => tracing::debug!("client went away; generation stopped"),
+            Err(error) => {
+                tracing::warn!(%error, "generation failed");
+                job.send(GenerationEvent::Failed(error));
+            }
+        }
+    }
+
+    /// Decodes the prompt, then samples and streams tokens. Returns the completion token count and finish
+    /// reason, or `None` if the client went away.
+    fn generate(&mut self, job: &Job) -> Result<Option<(u32, FinishReason)>, InferenceError> {
+        self.context.clear_kv_cache();
+        let last = job.prompt.len() - 1;
+        for (chunk_index, chunk) in job.prompt.chunks(self.batch_size).enumerate() {
+            // Long prompts take a while: check between chunks that someone still wants the answer.
+            if job.events.is_closed() {
+                return Ok(None);
+            }
+            self.batch.clear();
+            for (offset, &token) in chunk.iter().enumerate() {
+                let position = chunk_index * self.batch_size + offset;
+                self.add_to_batch(token, position, position == last)?;
+            }
+            self.context.decode(&mut self.batch).map_err(decode_error)?;
+        }
+
+        let model = self.model;
+        let vocab = model.vocab();
+        let mut sampler = job.sampling.sampler();
+        let mut decoder = Utf8Decoder::default();
+        let mut stops = StopFilter::new(&job.stop);
+        let mut completion_tokens = 0;
+        let finish_reason = loop {
+            let token = sampler.sample(&self.context, -1);
+            if vocab.is_eog(token) {
+                break FinishReason::Stop;
+            }
+            completion_tokens += 1;
+            let filtered = stops.push(&decoder.push(&vocab.token_to_piece(token, false, None)));
+            if !filtered.text.is_empty() && !job.send(GenerationEvent::Text(filtered.text)) {
+                return Ok(None);
+            }
+            if filtered.stopped {
+                return Ok(Some((completion_tokens, FinishReason::Stop)));
+            }
+            if completion_tokens == job.max_tokens {
+                break FinishReason::Length;
+            }
+            self.batch.clear();
+            self.add_to_batch(token, job.prompt.len() + completion_tokens as usize - 1, true)?;
+            self.context.decode(&mut self.batch).map_err(decode_error)?;
+        };
+
+        // Release what was held back: an unfinished character, or a tail that never became a stop string.
+        let filtered = stops.push(&decoder.finish());
+        let (tail, finish_reason) = if filtered.stopped {
+            (filtered.text, FinishReason::Stop)
+        } else {
+            (filtered.text + &stops.finish(), finish_reason)
+        };
+        if !tail.is_empty() && !job.send(GenerationEvent::Text(tail)) {
+            return Ok(None);
+        }
+        Ok(Some((completion_tokens, finish_reason)))
+    }
+
+    fn add_to_batch(&mut self, token: LlamaToken, position: usize, logits: bool) -> Result<(), InferenceError> {
+        let position = i32::try_from(position)
+            .map_err(|_| InferenceError::Backend(format!("token position {position} is out of range")))?;
+        self.batch
+            .add(token, position, &[0], logits)
+            .map_err(|error| InferenceError::Backend(format!("llama.cpp batch: {error}")))
+    }
+}
+
+fn decode_error(error: llama_cpp_2::DecodeError) -> InferenceError {
+    InferenceError::Backend(format!("llama.cpp decode: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn request(temperature: f32, top_p: f32, seed: Option<u64>) -> GenerationRequest {
+        GenerationRequest {
+            temperature,
+            top_p,
+            seed,
+            ..GenerationRequest::default()
+        }
+    }
+
+    #[test]
+    fn chat_model_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ChatModel>();
+        assert_send_sync::<GenerationEvent>();
+    }
+
+    #[test]
+    fn temperature_zero_is_greedy_whatever_the_other_parameters() {
+        assert_eq!(
+            Sampling::from_request(&request(0.0, 0.5, Some(7))).unwrap(),
+            Sampling::Greedy
+        );
+    }
+
+    #[test]
+    fn seeds_are_folded_to_32_bits_and_never_mean_random() {
+        let seed_of = |seed| match Sampling::from_request(&request(0.8, 0.9, seed)).unwrap() {
+            Sampling::Random { seed, .. } => seed,
+            Sampling::Greedy => unreachable!("temperature is not 0"),
+        };
+        assert_eq!(seed_of(None), RANDOM_SEED);
+        assert_eq!(seed_of(Some(42)), 42);
+        assert_eq!(seed_of(Some(1 << 32)), 1);
+        assert_ne!(seed_of(Some(u64::from(u32::MAX))), RANDOM_SEED);
+    }
+
+    #[test]
+    fn out_of_range_sampling_parameters_are_rejected() {
+        for (temperature, top_p) in [
+            (-0.1, 1.0),
+            (f32::NAN, 1.0),
+            (f32::INFINITY, 1.0),
+            (1.0, 0.0),
+            (1.0, 1.5),
+        ] {
+            let result = Sampling::from_request(&request(temperature, top_p, None));
+            assert!(
+                matches!(result, Err(InferenceError::InvalidRequest(_))),
+                "temperature {temperature}, top_p {top_p}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_must_be_present_with_known_roles() {
+        let message = |role: &str| ChatMessage {
+            role: role.to_owned(),
+            content: "x".to_owned(),
+        };
+        assert!(validate_messages(&[]).is_err());
+        assert!(validate_messages(&[message("tool")]).is_err());
+        assert!(validate_messages(&[message("system"), message("user"), message("assistant")]).is_ok());
+    }
+
+    #[test]
+    fn finish_reasons_have_openai_names() {
+        assert_eq!(FinishReason::Stop.as_str(), "stop");
+        assert_eq!(FinishReason::Length.as_str(), "length");
+    }
+}

@@ -1,0 +1,366 @@
+//! Chat generation against the real SmolLM2-135M-Instruct GGUF from `$FLYWHEEL_MODELS_DIR`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::Receiver;
+
+use inference::{
+    ChatMessage, ChatModel, ChatModelOptions, FinishReason, GenerationEvent, GenerationRequest, GenerationSummary,
+    InferenceError,
+};
+
+const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn load(context_length: u32, max_queue: usize) -> ChatModel {
+    let path = common::models_dir().join(CHAT_MODEL_FILE);
+    // One thread each: tests run side by side, and llama.cpp's threads spin-wait, collapsing when they outnumber
+    // free cores.
+    let options = ChatModelOptions {
+        threads: 2,
+        context_length,
+        max_queue,
+    };
+    ChatModel::load(&path, options).expect("chat model loads")
+}
+
+/// The model most tests share; its worker serves their requests one after another.
+fn model() -> &'static ChatModel {
+    static MODEL: OnceLock<ChatModel> = OnceLock::new();
+    MODEL.get_or_init(|| load(4096, 64))
+}
+
+fn user(content: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage {
+        role: "user".to_owned(),
+        content: content.to_owned(),
+    }]
+}
+
+fn greedy(content: &str, max_tokens: u32) -> GenerationRequest {
+    GenerationRequest {
+        messages: user(content),
+        max_tokens: Some(max_tokens),
+        temperature: 0.0,
+        ..Default::default()
+    }
+}
+
+/// A finished generation.
+struct Outcome {
+    prompt_tokens_at_start: u32,
+    text: String,
+    summary: GenerationSummary,
+}
+
+/// Runs `request` to the end, checking that events arrive in the documented order.
+fn run(model: &ChatModel, request: GenerationRequest) -> Outcome {
+    collect(model.generate(request).expect("request accepted"))
+}
+
+/// Reads a generation's events to the end, checking that they arrive in the documented order.
+fn collect(mut events: Receiver<GenerationEvent>) -> Outcome {
+    let mut started = None;
+    let mut text = String::new();
+    while let Some(event) = events.blocking_recv() {
+        match event {
+            GenerationEvent::Started { prompt_tokens } => {
+                assert!(started.is_none() && text.is_empty(), "Started must come first, once");
+                started = Some(prompt_tokens);
+            }
+            GenerationEvent::Text(piece) => {
+                assert!(started.is_some(), "text before Started");
+                assert!(!piece.is_empty(), "empty text event");
+                text.push_str(&piece);
+            }
+            GenerationEvent::Done(summary) => {
+                assert!(events.blocking_recv().is_none(), "events after Done");
+                let prompt_tokens_at_start = started.expect("Started before Done");
+                return Outcome {
+                    prompt_tokens_at_start,
+                    text,
+                    summary,
+                };
+            }
+            GenerationEvent::Failed(error) => panic!("generation failed: {error}"),
+        }
+    }
+    panic!("the stream ended without Done");
+}
+
+#[test]
+fn info_reflects_the_gguf() {
+    let info = model().info();
+    assert_eq!(info.name, "SmolLM2-135M-Instruct.Q4_1");
+    assert_eq!(info.context_length, 4096);
+    assert_eq!(info.train_context_length, 8192);
+    assert!(info.has_template);
+}
+
+#[test]
+fn greedy_generation_is_deterministic_and_non_empty() {
+    let request = greedy("What is the capital of France?", 24);
+    let first = run(model(), request.clone());
+    let second = run(model(), request);
+    assert!(!first.text.trim().is_empty());
+    assert_eq!(first.text, second.text);
+    assert_eq!(first.summary, second.summary);
+    assert!(first.summary.completion_tokens >= 1 && first.summary.completion_tokens <= 24);
+}
+
+#[test]
+fn max_tokens_ends_generation_with_length() {
+    let outcome = run(model(), greedy("Tell me a long story about a dragon.", 5));
+    assert_eq!(outcome.summary.completion_tokens, 5);
+    assert_eq!(outcome.summary.finish_reason, FinishReason::Length);
+    assert_eq!(FinishReason::Length.as_str(), "length");
+    assert!(!outcome.text.is_empty());
+}
+
+#[test]
+fn a_stop_string_ends_the_text_right_before_it() {
+    let request = greedy("Tell me a long story about a dragon.", 48);
+    let full = run(model(), request.clone()).text;
+    // Pick a stop string from the middle of the greedy text, so the same decoding must hit it.
+    let mut start = full.len() / 2;
+    while !full.is_char_boundary(start) {
+        start += 1;
+    }
+    let stop: String = full[start..].chars().take(4).collect();
+    assert_eq!(stop.chars().count(), 4, "the greedy text is too short: {full:?}");
+    let expected = &full[..full.find(&stop).unwrap()];
+
+    let outcome = run(
+        model(),
+        GenerationRequest {
+            stop: vec!["never appears".to_owned(), stop.clone()],
+            ..request
+        },
+    );
+    assert_eq!(outcome.text, expected, "stop string {stop:?}");
+    assert_eq!(outcome.summary.finish_reason, FinishReason::Stop);
+    assert!(outcome.summary.completion_tokens < 48);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_rejected() {
+    let long = "word ".repeat(5000);
+    match model().generate(greedy(&long, 10)) {
+        Err(InferenceError::ContextOverflow {
+            prompt_tokens,
+            context_length,
+        }) => {
+            assert!(prompt_tokens > 4096, "{prompt_tokens}");
+            assert_eq!(context_length, 4096);
+        }
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let request = |seed| GenerationRequest {
+        messages: user("Write a short poem about the sea."),
+        max_tokens: Some(32),
+        temperature: 1.0,
+        top_p: 0.95,
+        seed: Some(seed),
+        stop: Vec::new(),
+    };
+    let first = run(model(), request(1234));
+    let again = run(model(), request(1234));
+    assert_eq!(first.text, again.text);
+    assert!(!first.text.is_empty());
+    let mut texts: Vec<String> = (1..=4).map(|seed| run(model(), request(seed)).text).collect();
+    texts.dedup();
+    assert!(texts.len() > 1, "four seeds gave the same text: {texts:?}");
+}
+
+#[test]
+fn token_counts_agree_with_the_rendered_prompt() {
+    let model = model();
+    let hello = model.count_tokens("Hello, world!").unwrap();
+    assert!((2..=6).contains(&hello), "{hello} tokens");
+    assert_eq!(
+        model.count_tokens("<|im_start|>").unwrap(),
+        1,
+        "special-token markup is one token"
+    );
+    assert_eq!(model.count_tokens("").unwrap(), 0);
+
+    let messages = user("How many tokens is this?");
+    let prompt = model.render_prompt(&messages).unwrap();
+    assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt:?}");
+    // SmolLM2 adds no BOS token, so the prompt is exactly its rendered text.
+    let expected = u32::try_from(model.count_tokens(&prompt).unwrap()).unwrap();
+    let outcome = run(
+        model,
+        GenerationRequest {
+            messages,
+            max_tokens: Some(1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(outcome.prompt_tokens_at_start, expected);
+    assert_eq!(outcome.summary.prompt_tokens, expected);
+}
+
+#[test]
+fn invalid_requests_are_rejected_before_queueing() {
+    let model = model();
+    let invalid = |request: GenerationRequest| {
+        let result = model.generate(request);
+        assert!(matches!(result, Err(InferenceError::InvalidRequest(_))), "{result:?}");
+    };
+    invalid(GenerationRequest {
+        messages: Vec::new(),
+        ..greedy("", 5)
+    });
+    invalid(GenerationRequest {
+        messages: vec![ChatMessage {
+            role: "wizard".to_owned(),
+            content: "hi".to_owned(),
+        }],
+        ..greedy("", 5)
+    });
+    invalid(greedy("hi", 0));
+    invalid(GenerationRequest {
+        temperature: -1.0,
+        ..greedy("hi", 5)
+    });
+    invalid(GenerationRequest {
+        top_p: 0.0,
+        temperature: 0.7,
+        ..greedy("hi", 5)
+    });
+    assert!(matches!(
+        model.render_prompt(&[]),
+        Err(InferenceError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
+    // llama.cpp rounds the context up to a multiple of 256; info reports what is in use.
+    let model = load(200, 4);
+    let context_length = model.info().context_length;
+    assert_eq!(context_length, 256);
+
+    // No max_tokens: the reply may fill the context and ends with Length when it does.
+    let outcome = run(
+        &model,
+        GenerationRequest {
+            max_tokens: None,
+            ..greedy("Tell me a long story about a dragon.", 0)
+        },
+    );
+    assert_eq!(
+        outcome.summary.finish_reason,
+        FinishReason::Length,
+        "{:?}",
+        outcome.text
+    );
+    assert_eq!(
+        outcome.summary.prompt_tokens + outcome.summary.completion_tokens,
+        context_length
+    );
+
+    // A max_tokens beyond the room left is capped to it.
+    let outcome = run(&model, greedy("Tell me a long story about a dragon.", 1000));
+    assert_eq!(
+        outcome.summary.prompt_tokens + outcome.summary.completion_tokens,
+        context_length
+    );
+
+    // The longest prompt allowed leaves room for exactly one token; one more token overflows.
+    let prompt_tokens = |words: usize| {
+        let prompt = model.render_prompt(&user(&"a ".repeat(words))).unwrap();
+        model.count_tokens(&prompt).unwrap()
+    };
+    let words = (0..400).find(|&words| prompt_tokens(words) >= 255).unwrap();
+    assert_eq!(prompt_tokens(words), 255, "one word, one token");
+    let outcome = run(&model, greedy(&"a ".repeat(words), 10));
+    assert_eq!(outcome.summary.prompt_tokens, 255);
+    assert!(outcome.summary.completion_tokens <= 1);
+    let result = model.generate(greedy(&"a ".repeat(words + 1), 10));
+    assert!(
+        matches!(
+            result,
+            Err(InferenceError::ContextOverflow {
+                prompt_tokens: 256,
+                context_length: 256
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_full_queue_refuses_requests_and_an_abandoned_request_stops() {
+    let model = load(4096, 1);
+    let long = || GenerationRequest {
+        max_tokens: None,
+        ..greedy("Write a very long essay about the history of Rome.", 0)
+    };
+
+    let mut running = model.generate(long()).unwrap();
+    assert!(matches!(running.blocking_recv(), Some(GenerationEvent::Started { .. })));
+    let waiting = model.generate(greedy("Say hi.", 5)).unwrap();
+    match model.generate(greedy("Say hi.", 5)) {
+        Err(error @ InferenceError::Overloaded { max_queue: 1 }) => {
+            assert!(error.to_string().contains("busy"), "{error}");
+        }
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+
+    // Dropping the receivers abandons both; the worker must notice at its next token and take new work at once.
+    drop(running);
+    drop(waiting);
+    let started = Instant::now();
+    let accepted = loop {
+        match model.generate(greedy("Say hi.", 5)) {
+            Ok(events) => break events,
+            Err(InferenceError::Overloaded { .. }) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("the worker did not stop the abandoned request: {error}"),
+        }
+    };
+    let outcome = collect(accepted);
+    assert_eq!(outcome.summary.completion_tokens, 5);
+}
+
+#[test]
+fn a_missing_model_file_says_how_to_fetch_it() {
+    let path = common::models_dir().join("no-such-model.gguf");
+    let error = ChatModel::load(&path, ChatModelOptions::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(&error, InferenceError::ModelMissing { path: missing } if missing == &path));
+    let message = error.to_string();
+    assert!(
+        message.contains("no-such-model.gguf") && message.contains("run scripts/fetch-models"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_corrupt_model_file_is_reported_as_such() {
+    let dir = std::env::temp_dir().join(format!("flywheel-inference-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("corrupt.gguf");
+    std::fs::write(&path, b"GGUF but not really").unwrap();
+    let error = ChatModel::load(&path, ChatModelOptions::default())
+        .map(|_| ())
+        .unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        matches!(&error, InferenceError::ModelCorrupt { path: corrupt, .. } if corrupt == &path),
+        "{error}"
+    );
+    assert!(error.to_string().contains("run scripts/fetch-models"), "{error}");
+}

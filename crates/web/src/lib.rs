@@ -1,0 +1,289 @@
+//! The storefront's server-rendered pages: home, search results and product pages, plus their stylesheet.
+//! Pages read only through `commerce::Storefront`; every commerce failure becomes an HTML page with the status
+//! `CommerceError::status` gives it, here in `error_page` and nowhere else.
+
+mod pages;
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use commerce::{CommerceError, SearchQuery, Storefront};
+use serde::Deserialize;
+
+use crate::pages::{HomeCatalog, MAX_PAGE, PER_PAGE};
+
+/// The stylesheet, built into the binary: no asset pipeline, no external requests.
+const STYLESHEET: &str = include_str!("../assets/store.css");
+
+/// The storefront pages, serving from `storefront`.
+pub fn router(storefront: Storefront) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(search))
+        .route("/products/{id}", get(product))
+        .route("/assets/store.css", get(stylesheet))
+        .with_state(storefront)
+}
+
+async fn home(State(storefront): State<Storefront>) -> Response {
+    let catalog = storefront.product_count().and_then(|product_count| {
+        Ok(HomeCatalog {
+            product_count,
+            categories: storefront.top_level_categories()?,
+        })
+    });
+    match catalog {
+        Ok(catalog) => pages::home(Some(&catalog)).into_response(),
+        // The home page stays usable while the catalog loads; it says so and refreshes.
+        Err(CommerceError::CatalogLoading) => pages::home(None).into_response(),
+        Err(error) => error_page(&error, ""),
+    }
+}
+
+/// `GET /search` parameters; unknown ones are ignored, as links from elsewhere may carry them.
+#[derive(Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+async fn search(State(storefront): State<Storefront>, params: Result<Query<SearchParams>, QueryRejection>) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return error_page(&CommerceError::InvalidRequest(rejection.body_text()), ""),
+    };
+    let text = params.q.unwrap_or_default();
+    let page = params.page.unwrap_or(1);
+    if !(1..=MAX_PAGE).contains(&page) {
+        let message = format!("There is no page {page}; results go from page 1 to page {MAX_PAGE} at most.");
+        return error_page(&CommerceError::InvalidRequest(message), &text);
+    }
+    if text.trim().is_empty() {
+        return pages::search_prompt().into_response();
+    }
+    let query = SearchQuery {
+        text,
+        limit: PER_PAGE,
+        offset: (page - 1) * PER_PAGE,
+    };
+    match storefront.search(&query) {
+        Ok(results) => pages::search_results(&results, page).into_response(),
+        Err(error) => error_page(&error, &query.text),
+    }
+}
+
+/// `GET /products/{id}` parameters: the search the shopper came from, for the way back.
+#[derive(Deserialize)]
+struct ProductParams {
+    q: Option<String>,
+}
+
+async fn product(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<ProductParams>, QueryRejection>,
+) -> Response {
+    let Path(id) = match id {
+        Ok(id) => id,
+        Err(rejection) => return error_page(&CommerceError::InvalidRequest(rejection.body_text()), ""),
+    };
+    // A garbled way back is not worth failing the product page for.
+    let query = params
+        .ok()
+        .and_then(|Query(params)| params.q)
+        .filter(|q| !q.trim().is_empty());
+    match storefront.product(&id) {
+        Ok(product) => pages::product_page(&product, query.as_deref()).into_response(),
+        Err(error) => error_page(&error, query.as_deref().unwrap_or_default()),
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            // Not fingerprinted, so cached briefly: a new release shows within the hour.
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// The one place a commerce failure becomes a page: the status comes from `CommerceError::status`, the
+/// wording from here; server faults are logged and not detailed to shoppers.
+fn error_page(error: &CommerceError, query: &str) -> Response {
+    let page = match error {
+        CommerceError::CatalogLoading => pages::loading(query),
+        CommerceError::ProductNotFound(id) => pages::product_not_found(id),
+        CommerceError::InvalidRequest(message) => pages::problem("That request didn't work", message, query),
+        other => {
+            tracing::error!(code = other.code(), error = %other, "storefront page failed");
+            pages::problem(
+                "The store is unavailable",
+                "Something went wrong on our side. Please try again in a moment.",
+                query,
+            )
+        }
+    };
+    (error.status(), page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::LazyLock;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    static DEMO: LazyLock<Storefront> = LazyLock::new(|| {
+        let storefront = Storefront::new();
+        storefront.load_demo().unwrap();
+        storefront
+    });
+
+    async fn get_page(storefront: &Storefront, uri: &str) -> (StatusCode, String) {
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let response = router(storefront.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn product_links(html: &str) -> usize {
+        html.matches(r#"href="/products/"#).count()
+    }
+
+    #[tokio::test]
+    async fn home_has_the_brand_a_search_box_and_categories() {
+        let (status, html) = get_page(&DEMO, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("flywheel store"));
+        assert_eq!(html.matches(r#"role="search""#).count(), 1);
+        assert!(html.contains(r#"<label class="visually-hidden" for="search-q">"#));
+        assert!(html.contains("6,482 products"));
+        assert!(html.contains(r#"href="/search?q=Furniture""#));
+        assert!(
+            html.contains(r#"href="/search?q=D%C3%A9cor%20%26%20Pillows""#),
+            "{html}"
+        );
+    }
+
+    #[tokio::test]
+    async fn search_lists_linked_results_with_pagination() {
+        let (status, html) = get_page(&DEMO, "/search?q=king+poster+bed").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(product_links(&html), PER_PAGE);
+        assert!(html.contains("Results for “king poster bed”"));
+        assert!(html.contains("Showing 1–20 of "));
+        assert!(html.contains("No ratings yet"));
+        assert!(html.contains(r#"<ol class="breadcrumb" aria-label="Category"><li>Furniture</li>"#));
+        assert!(
+            html.contains(r#"rel="next" href="/search?q=king%20poster%20bed&amp;page=2""#),
+            "{html}"
+        );
+        assert!(!html.contains(r#"rel="prev""#));
+
+        let (status, second) = get_page(&DEMO, "/search?q=king+poster+bed&page=2").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(second.contains("Showing 21–40 of "));
+        assert!(second.contains(r#"rel="prev" href="/search?q=king%20poster%20bed""#));
+    }
+
+    #[tokio::test]
+    async fn empty_and_prompt_states() {
+        let (status, html) = get_page(&DEMO, "/search?q=zzqqxx").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("No results for “zzqqxx”"));
+        assert_eq!(product_links(&html), 0);
+
+        let (status, html) = get_page(&DEMO, "/search?q=chair&page=400").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("There is no page 400 of these results"));
+
+        for uri in ["/search", "/search?q=", "/search?q=+"] {
+            let (status, html) = get_page(&DEMO, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(html.contains("What are you looking for?"), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn odd_queries_render_escaped() {
+        let (status, html) = get_page(&DEMO, "/search?q=%3Cscript%3E%22bed%22%20name%3A(").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!html.contains("<script>"));
+        assert!(
+            html.contains("Results for “&lt;script&gt;&quot;bed&quot; name:(”"),
+            "{html}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_page_numbers_are_400_pages() {
+        for uri in [
+            "/search?q=bed&page=0",
+            "/search?q=bed&page=two",
+            "/search?q=bed&page=501",
+        ] {
+            let (status, html) = get_page(&DEMO, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert!(html.contains("That request didn't work"), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn product_page_shows_the_product_and_the_way_back() {
+        let (status, html) = get_page(&DEMO, "/products/13?q=king%20bed").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(r#"<h1 class="product-name">king tufted low profile standard bed</h1>"#));
+        assert!(html.contains("Furniture / Bedroom Furniture / Beds &amp; Headboards / Beds"));
+        assert!(html.contains("<dd>Beds</dd>"));
+        assert!(html.contains("<code>13</code>"));
+        assert!(html.contains("No ratings yet"));
+        assert!(html.contains(r#"href="/search?q=king%20bed">← Back to results for “king bed”"#));
+
+        let (_, html) = get_page(&DEMO, "/products/13").await;
+        assert!(html.contains(r#"href="/">← Back to the store"#));
+    }
+
+    #[tokio::test]
+    async fn unknown_products_are_a_404_page() {
+        let (status, html) = get_page(&DEMO, "/products/does-not-exist").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("Product not found"));
+    }
+
+    #[tokio::test]
+    async fn while_loading_pages_say_so_and_refresh() {
+        let loading = Storefront::new();
+        let (status, html) = get_page(&loading, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("still loading") && html.contains(r#"http-equiv="refresh""#));
+        for uri in ["/search?q=bed", "/products/13"] {
+            let (status, html) = get_page(&loading, uri).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+            assert!(
+                html.contains("still loading") && html.contains(r#"http-equiv="refresh""#),
+                "{uri}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stylesheet_is_served_as_css() {
+        let request = Request::get("/assets/store.css").body(Body::empty()).unwrap();
+        let response = router(Storefront::new()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    }
+}
