@@ -9,6 +9,8 @@ use serde::Deserialize;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = ".flywheel";
 const DEFAULT_CONFIG: &str = "flywheel.toml";
+/// llama.cpp reports every tensor it loads at info level; keep that out of the default log.
+const DEFAULT_LOG: &str = "info,llama-cpp-2=warn";
 
 /// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable.
 #[derive(clap::Args, Debug)]
@@ -34,7 +36,7 @@ pub struct UpArgs {
     /// Context window of the embedded chat model, in tokens [default: 4096]
     #[arg(long, env = "FLYWHEEL_CONTEXT_LENGTH")]
     context_length: Option<u32>,
-    /// Log filter, e.g. `info` or `flywheel=debug,info` [default: info]
+    /// Log filter, e.g. `debug` or `info,llama-cpp-2=info` [default: info,llama-cpp-2=warn]
     #[arg(long, env = "FLYWHEEL_LOG")]
     log: Option<String>,
 }
@@ -81,8 +83,14 @@ impl Settings {
     /// Merges defaults, the config file, the environment and the flags (clap has already merged the last two).
     pub fn resolve(args: UpArgs) -> Result<Settings, ConfigError> {
         let file = load_file(args.config.as_deref())?;
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let models_dir = args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let models_dir = args
+            .models_dir
+            .or(file.models_dir)
+            .unwrap_or_else(|| data_dir.join("models"));
         let threads = args
             .threads
             .or(file.threads)
@@ -92,7 +100,9 @@ impl Settings {
         }
         let context_length = args.context_length.or(file.context_length).unwrap_or(4096);
         if context_length < 64 {
-            return Err(ConfigError::Invalid("context_length must be at least 64 tokens".to_owned()));
+            return Err(ConfigError::Invalid(
+                "context_length must be at least 64 tokens".to_owned(),
+            ));
         }
         let listen = match args.listen.or(file.listen) {
             Some(listen) => listen,
@@ -108,7 +118,7 @@ impl Settings {
             threads,
             context_length,
             max_body_bytes: file.max_body_bytes.unwrap_or(4 * 1024 * 1024),
-            log: args.log.or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log: args.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_owned()),
         })
     }
 }
@@ -119,8 +129,14 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
         None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
         None => return Ok(FileConfig::default()),
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-    toml::from_str(&text).map_err(|error| ConfigError::Parse { path, message: error.message().to_owned() })
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        path,
+        message: error.message().to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -137,14 +153,22 @@ mod tests {
     }
 
     fn settings(args: &[&str]) -> Result<Settings, ConfigError> {
-        Settings::resolve(TestCli::try_parse_from(std::iter::once("flywheel").chain(args.iter().copied())).unwrap().up)
+        Settings::resolve(
+            TestCli::try_parse_from(std::iter::once("flywheel").chain(args.iter().copied()))
+                .unwrap()
+                .up,
+        )
     }
 
     #[test]
     fn file_values_are_overridden_by_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flywheel.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/fw\"\nthreads = 3\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/fw\"\nthreads = 3\n",
+        )
+        .unwrap();
         let config = path.to_str().unwrap();
         let from_file = settings(&["--config", config]).unwrap();
         assert_eq!(from_file.listen.port(), 9000);

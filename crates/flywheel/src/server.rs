@@ -45,13 +45,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);
     spawn_loading(&settings, &gateway, &storefront, chat_path, embedder_path);
 
-    let readiness = Readiness { gateway: gateway.clone(), storefront: storefront.clone() };
+    let readiness = Readiness {
+        gateway: gateway.clone(),
+        storefront: storefront.clone(),
+    };
     let health = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(readiness);
     let app = Router::new()
-        .merge(gateway::router(gateway.clone(), gateway::HttpOptions { max_body_bytes: settings.max_body_bytes }))
+        .merge(gateway::router(
+            gateway.clone(),
+            gateway::HttpOptions {
+                max_body_bytes: settings.max_body_bytes,
+            },
+        ))
         .merge(commerce::router(storefront.clone()))
         .merge(web::router(storefront))
         .merge(health)
@@ -64,7 +72,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!("listening on http://{address}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     tracing::info!("in-flight requests finished; closing the database");
     drop(gateway);
     db.close().await;
@@ -73,7 +84,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn check_models_present(models_dir: &Path, paths: &[&Path]) -> anyhow::Result<()> {
-    let missing: Vec<String> = paths.iter().filter(|path| !path.exists()).map(|path| path.display().to_string()).collect();
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|path| !path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -172,7 +187,14 @@ async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<ReadyRe
         models: readiness.gateway.models(),
         catalog: if catalog_ready { "ready" } else { "loading" },
     };
-    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(report))
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(report),
+    )
 }
 
 async fn shutdown_signal() {

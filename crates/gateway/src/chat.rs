@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 
+use crate::GatewayError;
 use crate::ledger::{UsageLedger, UsageRecord};
 use crate::metrics;
 use crate::openai::{
@@ -14,7 +15,6 @@ use crate::openai::{
     MessageContent, Usage,
 };
 use crate::provider::{ChatProvider, ProviderChatRequest, ProviderEvent, ProviderMessage};
-use crate::GatewayError;
 
 pub(crate) const ENDPOINT: &str = "chat.completions";
 const MAX_STOP_SEQUENCES: usize = 4;
@@ -37,7 +37,10 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
         reason: reason.to_owned(),
     };
     if request.messages.is_empty() {
-        return Err(GatewayError::invalid("messages", "'messages' must contain at least one message"));
+        return Err(GatewayError::invalid(
+            "messages",
+            "'messages' must contain at least one message",
+        ));
     }
     if request.tools.is_some() || request.functions.is_some() {
         return Err(unsupported("tools", "tool calling is not available on this model yet"));
@@ -45,21 +48,40 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
     if let Some(format) = &request.response_format
         && format.get("type").and_then(|t| t.as_str()) != Some("text")
     {
-        return Err(unsupported("response_format", "only the 'text' response format is available on this model yet"));
+        return Err(unsupported(
+            "response_format",
+            "only the 'text' response format is available on this model yet",
+        ));
     }
     if request.logprobs == Some(true) || request.top_logprobs.is_some() {
-        return Err(unsupported("logprobs", "log probabilities are not available on this model yet"));
+        return Err(unsupported(
+            "logprobs",
+            "log probabilities are not available on this model yet",
+        ));
     }
-    if request.logit_bias.as_ref().is_some_and(|bias| bias.as_object().is_none_or(|map| !map.is_empty())) {
-        return Err(unsupported("logit_bias", "logit bias is not available on this model yet"));
+    if request
+        .logit_bias
+        .as_ref()
+        .is_some_and(|bias| bias.as_object().is_none_or(|map| !map.is_empty()))
+    {
+        return Err(unsupported(
+            "logit_bias",
+            "logit bias is not available on this model yet",
+        ));
     }
     if request.audio.is_some() {
         return Err(unsupported("audio", "this is a text model"));
     }
-    for (param, value) in [("frequency_penalty", request.frequency_penalty), ("presence_penalty", request.presence_penalty)] {
+    for (param, value) in [
+        ("frequency_penalty", request.frequency_penalty),
+        ("presence_penalty", request.presence_penalty),
+    ] {
         match value {
             Some(v) if !(-2.0..=2.0).contains(&v) => {
-                return Err(GatewayError::invalid(param, format!("'{param}' must be between -2 and 2")));
+                return Err(GatewayError::invalid(
+                    param,
+                    format!("'{param}' must be between -2 and 2"),
+                ));
             }
             Some(v) if v != 0.0 => return Err(unsupported(param, "penalties are not available on this model yet")),
             _ => {}
@@ -68,10 +90,18 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
     match request.n {
         None | Some(1) => {}
         Some(n) if n < 1 => return Err(GatewayError::invalid("n", "'n' must be at least 1")),
-        Some(_) => return Err(unsupported("n", "only one choice per request (n=1) is available on this model")),
+        Some(_) => {
+            return Err(unsupported(
+                "n",
+                "only one choice per request (n=1) is available on this model",
+            ));
+        }
     }
     if request.stream_options.is_some() && !request.stream {
-        return Err(GatewayError::invalid("stream_options", "'stream_options' is only allowed when 'stream' is true"));
+        return Err(GatewayError::invalid(
+            "stream_options",
+            "'stream_options' is only allowed when 'stream' is true",
+        ));
     }
 
     let mut messages = Vec::with_capacity(request.messages.len());
@@ -81,7 +111,12 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
-            "tool" | "function" => return Err(unsupported(&param, "tool messages need tool calling, not available yet")),
+            "tool" | "function" => {
+                return Err(unsupported(
+                    &param,
+                    "tool messages need tool calling, not available yet",
+                ));
+            }
             other => {
                 return Err(GatewayError::invalid(
                     &format!("{param}.role"),
@@ -100,24 +135,44 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
                     match (part.kind.as_str(), part.text) {
                         ("text", Some(part_text)) => text.push_str(&part_text),
                         ("text", None) => {
-                            return Err(GatewayError::invalid(&param, "a 'text' content part needs a 'text' field"));
+                            return Err(GatewayError::invalid(
+                                &param,
+                                "a 'text' content part needs a 'text' field",
+                            ));
                         }
-                        (kind, _) => return Err(unsupported(&param, &format!("'{kind}' content parts: this is a text model"))),
+                        (kind, _) => {
+                            return Err(unsupported(
+                                &param,
+                                &format!("'{kind}' content parts: this is a text model"),
+                            ));
+                        }
                     }
                 }
                 text
             }
             None if role == "assistant" => String::new(),
-            None => return Err(GatewayError::invalid(&format!("{param}.content"), "'content' is required")),
+            None => {
+                return Err(GatewayError::invalid(
+                    &format!("{param}.content"),
+                    "'content' is required",
+                ));
+            }
         };
-        messages.push(ProviderMessage { role: role.to_owned(), content });
+        messages.push(ProviderMessage {
+            role: role.to_owned(),
+            content,
+        });
     }
 
     let max_tokens = match request.max_completion_tokens.or(request.max_tokens) {
         None => None,
         Some(n) if n >= 1 && n <= i64::from(context_length) => u32::try_from(n).ok(),
         Some(_) => {
-            let param = if request.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
+            let param = if request.max_completion_tokens.is_some() {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
             return Err(GatewayError::invalid(
                 param,
                 format!("'{param}' must be between 1 and the model's context length, {context_length}"),
@@ -126,7 +181,10 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
     };
     let temperature = request.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(GatewayError::invalid("temperature", "'temperature' must be between 0 and 2"));
+        return Err(GatewayError::invalid(
+            "temperature",
+            "'temperature' must be between 0 and 2",
+        ));
     }
     let top_p = request.top_p.unwrap_or(1.0);
     if !(0.0..=1.0).contains(&top_p) {
@@ -167,9 +225,23 @@ pub(crate) struct ChatRun {
 
 /// Starts the provider and returns the chunk stream; fails before any chunk when the provider refuses.
 pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayError> {
-    let ChatRun { ledger, tenant, model, provider, validated, started } = run;
+    let ChatRun {
+        ledger,
+        tenant,
+        model,
+        provider,
+        validated,
+        started,
+    } = run;
     let include_usage = validated.include_usage;
-    let mut tracker = UsageTracker::new(ledger, tenant, model.clone(), "chatcmpl", started, Arc::clone(&provider));
+    let mut tracker = UsageTracker::new(
+        ledger,
+        tenant,
+        model.clone(),
+        "chatcmpl",
+        started,
+        Arc::clone(&provider),
+    );
     let mut events = match provider.start(validated.request).await {
         Ok(events) => events,
         Err(error) => {
@@ -192,7 +264,12 @@ pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayE
         object: "chat.completion.chunk",
         created,
         model: model.clone(),
-        choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None }],
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+            logprobs: None,
+        }],
         usage,
         system_fingerprint: None,
     };
@@ -254,7 +331,9 @@ pub(crate) async fn collect(mut stream: ChatCompletionStream) -> Result<ChatComp
         first.get_or_insert(chunk);
     }
     let (Some(first), Some(finish_reason), Some(usage)) = (first, finish_reason, usage) else {
-        return Err(GatewayError::Provider("the model stopped without finishing its answer".to_owned()));
+        return Err(GatewayError::Provider(
+            "the model stopped without finishing its answer".to_owned(),
+        ));
     };
     Ok(ChatCompletion {
         id: first.id,
@@ -263,7 +342,11 @@ pub(crate) async fn collect(mut stream: ChatCompletionStream) -> Result<ChatComp
         model: first.model,
         choices: vec![ChatChoice {
             index: 0,
-            message: AssistantMessage { role: "assistant".to_owned(), content, refusal: None },
+            message: AssistantMessage {
+                role: "assistant".to_owned(),
+                content,
+                refusal: None,
+            },
             finish_reason,
             logprobs: None,
         }],
@@ -273,7 +356,9 @@ pub(crate) async fn collect(mut stream: ChatCompletionStream) -> Result<ChatComp
 }
 
 pub(crate) fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn new_request_id(prefix: &str) -> String {
@@ -349,7 +434,14 @@ impl UsageTracker {
         row.completion_tokens = i64::from(completion_tokens);
         row.latency_ms = elapsed.as_secs_f64() * 1e3;
         row.ttft_ms = self.first_token.map(|at| (at - self.started).as_secs_f64() * 1e3);
-        metrics::record_model_request(&row.model, ENDPOINT, status, prompt_tokens, completion_tokens, elapsed.as_secs_f64());
+        metrics::record_model_request(
+            &row.model,
+            ENDPOINT,
+            status,
+            prompt_tokens,
+            completion_tokens,
+            elapsed.as_secs_f64(),
+        );
         Some(row)
     }
 
@@ -371,7 +463,10 @@ impl Drop for UsageTracker {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move { write_row(&ledger, row).await });
             } else {
-                tracing::error!(request_id = row.request_id, "no runtime to record a cancelled request in the ledger");
+                tracing::error!(
+                    request_id = row.request_id,
+                    "no runtime to record a cancelled request in the ledger"
+                );
             }
         }
     }
@@ -431,7 +526,11 @@ mod tests {
             ("stop", serde_json::json!(["a", "b", "c", "d", "e"]), "stop"),
             ("stop", serde_json::json!(""), "stop"),
             ("n", serde_json::json!(0), "n"),
-            ("stream_options", serde_json::json!({"include_usage": true}), "stream_options"),
+            (
+                "stream_options",
+                serde_json::json!({"include_usage": true}),
+                "stream_options",
+            ),
         ] {
             let error = validate(with(field, value), 100).err().unwrap();
             assert_eq!(error.status(), 400, "{field}");
@@ -442,7 +541,10 @@ mod tests {
     #[test]
     fn refuses_what_the_model_cannot_do_with_a_clear_code() {
         for (field, value) in [
-            ("tools", serde_json::json!([{"type": "function", "function": {"name": "f"}}])),
+            (
+                "tools",
+                serde_json::json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
             ("response_format", serde_json::json!({"type": "json_object"})),
             ("logprobs", serde_json::json!(true)),
             ("n", serde_json::json!(2)),

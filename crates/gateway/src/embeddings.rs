@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use base64::Engine as _;
 
+use crate::GatewayError;
 use crate::chat::{new_request_id, write_row};
 use crate::ledger::{UsageLedger, UsageRecord};
 use crate::metrics;
-use crate::openai::{EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector};
+use crate::openai::{
+    EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector,
+};
 use crate::provider::EmbeddingProvider;
-use crate::GatewayError;
 
 pub(crate) const ENDPOINT: &str = "embeddings";
 /// OpenAI's own limit on inputs per request.
@@ -42,10 +44,16 @@ fn validate(request: EmbeddingRequest, dimensions: usize) -> Result<ValidatedEmb
         return Err(GatewayError::invalid("input", "'input' must not be an empty list"));
     }
     if inputs.len() > MAX_INPUTS {
-        return Err(GatewayError::invalid("input", format!("'input' takes at most {MAX_INPUTS} items")));
+        return Err(GatewayError::invalid(
+            "input",
+            format!("'input' takes at most {MAX_INPUTS} items"),
+        ));
     }
     if let Some(index) = inputs.iter().position(String::is_empty) {
-        return Err(GatewayError::invalid("input", format!("input[{index}] is empty; every input must have text")));
+        return Err(GatewayError::invalid(
+            "input",
+            format!("input[{index}] is empty; every input must have text"),
+        ));
     }
     let encoding = match request.encoding_format.as_deref() {
         None | Some("float") => Encoding::Float,
@@ -88,7 +96,10 @@ pub(crate) async fn run(
     let started = Instant::now();
     let model = request.model.clone();
     let outcome = match validate(request, provider.dimensions()) {
-        Ok(validated) => provider.embed(validated.inputs).await.map(|output| (output, validated.encoding)),
+        Ok(validated) => provider
+            .embed(validated.inputs)
+            .await
+            .map(|output| (output, validated.encoding)),
         Err(error) => Err(error),
     };
     let (status, prompt_tokens) = match &outcome {
@@ -116,10 +127,17 @@ pub(crate) async fn run(
             .vectors
             .into_iter()
             .enumerate()
-            .map(|(index, vector)| EmbeddingData { object: "embedding", index, embedding: encode(vector, &encoding) })
+            .map(|(index, vector)| EmbeddingData {
+                object: "embedding",
+                index,
+                embedding: encode(vector, &encoding),
+            })
             .collect(),
         model,
-        usage: EmbeddingUsage { prompt_tokens, total_tokens: prompt_tokens },
+        usage: EmbeddingUsage {
+            prompt_tokens,
+            total_tokens: prompt_tokens,
+        },
     })
 }
 
@@ -149,12 +167,22 @@ mod tests {
             serde_json::json!({"model": "m", "input": ["a", ""]}),
             serde_json::json!({"model": "m", "input": "a", "encoding_format": "hex"}),
         ] {
-            assert_eq!(validate(request(json.clone()), 4).err().unwrap().status(), 400, "{json}");
+            assert_eq!(
+                validate(request(json.clone()), 4).err().unwrap().status(),
+                400,
+                "{json}"
+            );
         }
         let tokens = request(serde_json::json!({"model": "m", "input": [1, 2, 3]}));
         assert_eq!(validate(tokens, 4).err().unwrap().code(), "unsupported_parameter");
         let dims = request(serde_json::json!({"model": "m", "input": "a", "dimensions": 3}));
         assert_eq!(validate(dims, 4).err().unwrap().code(), "unsupported_parameter");
-        assert!(validate(request(serde_json::json!({"model": "m", "input": ["a", "b"], "dimensions": 4})), 4).is_ok());
+        assert!(
+            validate(
+                request(serde_json::json!({"model": "m", "input": ["a", "b"], "dimensions": 4})),
+                4
+            )
+            .is_ok()
+        );
     }
 }

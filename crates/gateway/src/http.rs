@@ -25,7 +25,9 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions { max_body_bytes: 4 * 1024 * 1024 }
+        HttpOptions {
+            max_body_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -105,11 +107,21 @@ async fn embeddings(
 }
 
 fn model_object(gateway: &Gateway, id: String) -> ModelObject {
-    ModelObject { id, object: "model", created: gateway.started_at(), owned_by: "flywheel".to_owned() }
+    ModelObject {
+        id,
+        object: "model",
+        created: gateway.started_at(),
+        owned_by: "flywheel".to_owned(),
+    }
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
-    let data = state.gateway.models().into_iter().map(|model| model_object(&state.gateway, model.id)).collect();
+    let data = state
+        .gateway
+        .models()
+        .into_iter()
+        .map(|model| model_object(&state.gateway, model.id))
+        .collect();
     Json(ModelList { object: "list", data })
 }
 
@@ -125,7 +137,10 @@ async fn get_model(
 }
 
 async fn unknown_route(request: Request) -> GatewayError {
-    GatewayError::RouteNotFound { method: request.method().to_string(), path: request.uri().path().to_owned() }
+    GatewayError::RouteNotFound {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
 }
 
 async fn method_not_allowed(request: Request) -> Response {

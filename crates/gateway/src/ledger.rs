@@ -116,12 +116,17 @@ mod tests {
 
     #[tokio::test]
     async fn records_each_request_once() {
-        let ledger = UsageLedger::open(Database::open_in_memory().await.unwrap()).await.unwrap();
+        let ledger = UsageLedger::open(Database::open_in_memory().await.unwrap())
+            .await
+            .unwrap();
         ledger.record(&row("a")).await.unwrap();
         ledger.record(&row("a")).await.unwrap();
         ledger.record(&row("b")).await.unwrap();
         let rows = ledger.recent(10).await.unwrap();
-        assert_eq!(rows.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            rows.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(rows[1].ttft_ms, Some(3.0));
     }
 }

@@ -21,7 +21,7 @@ use store::{Database, StoreError};
 
 pub use chat::ChatCompletionStream;
 pub use error::{ErrorBody, ErrorObject, GatewayError};
-pub use http::{router, HttpOptions};
+pub use http::{HttpOptions, router};
 pub use ledger::{UsageLedger, UsageRecord};
 pub use models::{ModelInfo, ModelKind, ModelStatus};
 
@@ -94,7 +94,10 @@ impl Gateway {
 
     /// An in-process client whose requests are accounted to `tenant`.
     pub fn client(&self, tenant: &str) -> GatewayClient {
-        GatewayClient { gateway: self.clone(), tenant: tenant.to_owned() }
+        GatewayClient {
+            gateway: self.clone(),
+            tenant: tenant.to_owned(),
+        }
     }
 
     fn started_at(&self) -> i64 {
@@ -122,7 +125,10 @@ impl GatewayClient {
         let provider = match self.gateway.inner.models.backend(&model) {
             Ok(Backend::Chat(provider)) => provider,
             Ok(Backend::Embedding(_)) => {
-                let error = GatewayError::WrongModelKind { model: model.clone(), endpoint: "chat completions" };
+                let error = GatewayError::WrongModelKind {
+                    model: model.clone(),
+                    endpoint: "chat completions",
+                };
                 return Err(self.refuse(error, chat::ENDPOINT, &model, started).await);
             }
             Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &model, started).await),
@@ -144,8 +150,15 @@ impl GatewayClient {
 
     /// A chat completion, whole.
     pub async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatCompletion, GatewayError> {
-        let include_usage = openai::StreamOptions { include_usage: true, include_obfuscation: None };
-        let request = ChatCompletionRequest { stream: true, stream_options: Some(include_usage), ..request };
+        let include_usage = openai::StreamOptions {
+            include_usage: true,
+            include_obfuscation: None,
+        };
+        let request = ChatCompletionRequest {
+            stream: true,
+            stream_options: Some(include_usage),
+            ..request
+        };
         chat::collect(self.chat_stream(request).await?).await
     }
 
@@ -157,7 +170,10 @@ impl GatewayClient {
                 embeddings::run(&self.gateway.inner.ledger, &self.tenant, provider.as_ref(), request).await
             }
             Ok(Backend::Chat(_)) => {
-                let error = GatewayError::WrongModelKind { model: request.model.clone(), endpoint: "embeddings" };
+                let error = GatewayError::WrongModelKind {
+                    model: request.model.clone(),
+                    endpoint: "embeddings",
+                };
                 Err(self.refuse(error, embeddings::ENDPOINT, &request.model, started).await)
             }
             Err(error) => Err(self.refuse(error, embeddings::ENDPOINT, &request.model, started).await),
@@ -166,7 +182,11 @@ impl GatewayClient {
 
     /// Records a request refused before reaching a model, and hands the error back.
     async fn refuse(&self, error: GatewayError, endpoint: &'static str, model: &str, started: Instant) -> GatewayError {
-        let prefix = if endpoint == embeddings::ENDPOINT { "embd" } else { "chatcmpl" };
+        let prefix = if endpoint == embeddings::ENDPOINT {
+            "embd"
+        } else {
+            "chatcmpl"
+        };
         let row = UsageRecord {
             request_id: chat::new_request_id(prefix),
             tenant: self.tenant.clone(),

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 const HTTP_REQUESTS: &str = "flywheel_http_requests_total";
@@ -51,11 +51,19 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 }
 
 /// Records one finished model request.
-pub(crate) fn record_model_request(model: &str, endpoint: &'static str, status: &str, prompt: u32, completion: u32, seconds: f64) {
+pub(crate) fn record_model_request(
+    model: &str,
+    endpoint: &'static str,
+    status: &str,
+    prompt: u32,
+    completion: u32,
+    seconds: f64,
+) {
     metrics::counter!(MODEL_REQUESTS, "model" => model.to_owned(), "endpoint" => endpoint, "status" => status.to_owned())
         .increment(1);
     metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "input").increment(u64::from(prompt));
-    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "output").increment(u64::from(completion));
+    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "output")
+        .increment(u64::from(completion));
     metrics::histogram!(MODEL_DURATION, "model" => model.to_owned(), "endpoint" => endpoint).record(seconds);
 }
 

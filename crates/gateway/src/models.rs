@@ -68,7 +68,13 @@ pub(crate) struct ModelCatalog {
 impl ModelCatalog {
     pub(crate) fn declare(&self, id: &str, kind: ModelKind) {
         self.write(|entries| {
-            entries.insert(id.to_owned(), Entry { kind, slot: Slot::Loading });
+            entries.insert(
+                id.to_owned(),
+                Entry {
+                    kind,
+                    slot: Slot::Loading,
+                },
+            );
         });
     }
 
@@ -78,7 +84,13 @@ impl ModelCatalog {
             Backend::Embedding(_) => ModelKind::Embedding,
         };
         self.write(|entries| {
-            entries.insert(id.to_owned(), Entry { kind, slot: Slot::Ready(backend) });
+            entries.insert(
+                id.to_owned(),
+                Entry {
+                    kind,
+                    slot: Slot::Ready(backend),
+                },
+            );
         });
     }
 

@@ -45,9 +45,11 @@ const ROLES: [&str; 3] = ["system", "user", "assistant"];
 pub struct ChatModelOptions {
     /// CPU threads for decoding and prompt processing; 0 counts as 1.
     pub threads: usize,
-    /// Context length in tokens (prompt plus reply), capped at the length the model was trained with.
+    /// Context length in tokens (prompt plus reply), capped at the length the model was trained with. llama.cpp
+    /// rounds it up to a multiple of 256; [`ChatModelInfo::context_length`] tells the length in use.
     pub context_length: u32,
-    /// Requests allowed to wait while one runs; more are refused with [`InferenceError::Overloaded`].
+    /// Requests allowed to wait while one runs; more are refused with [`InferenceError::Overloaded`]. With 0, a
+    /// request is accepted only while the worker is idle.
     pub max_queue: usize,
 }
 
@@ -198,31 +200,7 @@ impl ChatModel {
                 reason: format!("llama.cpp could not load it: {error}; its log lines say why"),
             }
         })?;
-        let corrupt = |reason: String| InferenceError::ModelCorrupt {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let template_source = match model.chat_template(None) {
-            Ok(template) => Some(
-                template
-                    .to_string()
-                    .map_err(|error| corrupt(format!("chat template: {error}")))?,
-            ),
-            Err(ChatTemplateError::MissingTemplate) => None,
-            Err(error) => return Err(corrupt(format!("chat template: {error}"))),
-        };
-        let has_template = template_source.is_some();
-        let template = ChatTemplate::new(
-            template_source.unwrap_or_else(|| CHATML_TEMPLATE.to_owned()),
-            special_token_text(&model, model.vocab().bos()),
-            special_token_text(&model, model.vocab().eos()),
-        )
-        .map_err(|error| {
-            InferenceError::Template(format!(
-                "{} has a chat template that does not compile: {error}",
-                path.display()
-            ))
-        })?;
+        let (template, has_template) = load_template(&model, path)?;
 
         let train_context_length = model.n_ctx_train();
         let context_length = match train_context_length {
@@ -323,6 +301,36 @@ impl ChatModel {
         })?;
         Ok(receiver)
     }
+}
+
+/// The model's own chat template, or ChatML if it has none; the flag says whether it had one.
+fn load_template(model: &LlamaModel, path: &Path) -> Result<(ChatTemplate, bool), InferenceError> {
+    let corrupt = |reason: String| InferenceError::ModelCorrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let source = match model.chat_template(None) {
+        Ok(template) => Some(
+            template
+                .to_string()
+                .map_err(|error| corrupt(format!("chat template: {error}")))?,
+        ),
+        Err(ChatTemplateError::MissingTemplate) => None,
+        Err(error) => return Err(corrupt(format!("chat template: {error}"))),
+    };
+    let has_template = source.is_some();
+    let template = ChatTemplate::new(
+        source.unwrap_or_else(|| CHATML_TEMPLATE.to_owned()),
+        special_token_text(model, model.vocab().bos()),
+        special_token_text(model, model.vocab().eos()),
+    )
+    .map_err(|error| {
+        InferenceError::Template(format!(
+            "{} has a chat template that does not compile: {error}",
+            path.display()
+        ))
+    })?;
+    Ok((template, has_template))
 }
 
 /// The process-wide llama.cpp backend, which may be initialized only once.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Receiver;
@@ -18,14 +18,19 @@ const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 fn load(context_length: u32, max_queue: usize) -> ChatModel {
     let path = common::models_dir().join(CHAT_MODEL_FILE);
-    // One thread each: tests run side by side, and llama.cpp's threads spin-wait, collapsing when they outnumber
-    // free cores.
     let options = ChatModelOptions {
         threads: 2,
         context_length,
         max_queue,
     };
     ChatModel::load(&path, options).expect("chat model loads")
+}
+
+/// Tests that generate take turns: llama.cpp's threads spin-wait and collapse when they outnumber free cores, and
+/// the shared model serves one request at a time anyway.
+fn take_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The model most tests share; its worker serves their requests one after another.
@@ -103,6 +108,7 @@ fn info_reflects_the_gguf() {
 
 #[test]
 fn greedy_generation_is_deterministic_and_non_empty() {
+    let _turn = take_turn();
     let request = greedy("What is the capital of France?", 24);
     let first = run(model(), request.clone());
     let second = run(model(), request);
@@ -114,6 +120,7 @@ fn greedy_generation_is_deterministic_and_non_empty() {
 
 #[test]
 fn max_tokens_ends_generation_with_length() {
+    let _turn = take_turn();
     let outcome = run(model(), greedy("Tell me a long story about a dragon.", 5));
     assert_eq!(outcome.summary.completion_tokens, 5);
     assert_eq!(outcome.summary.finish_reason, FinishReason::Length);
@@ -123,6 +130,7 @@ fn max_tokens_ends_generation_with_length() {
 
 #[test]
 fn a_stop_string_ends_the_text_right_before_it() {
+    let _turn = take_turn();
     let request = greedy("Tell me a long story about a dragon.", 48);
     let full = run(model(), request.clone()).text;
     // Pick a stop string from the middle of the greedy text, so the same decoding must hit it.
@@ -163,6 +171,7 @@ fn a_prompt_longer_than_the_context_is_rejected() {
 
 #[test]
 fn seeded_sampling_is_reproducible() {
+    let _turn = take_turn();
     let request = |seed| GenerationRequest {
         messages: user("Write a short poem about the sea."),
         max_tokens: Some(32),
@@ -182,6 +191,7 @@ fn seeded_sampling_is_reproducible() {
 
 #[test]
 fn token_counts_agree_with_the_rendered_prompt() {
+    let _turn = take_turn();
     let model = model();
     let hello = model.count_tokens("Hello, world!").unwrap();
     assert!((2..=6).contains(&hello), "{hello} tokens");
@@ -245,6 +255,7 @@ fn invalid_requests_are_rejected_before_queueing() {
 
 #[test]
 fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
+    let _turn = take_turn();
     // llama.cpp rounds the context up to a multiple of 256; info reports what is in use.
     let model = load(200, 4);
     let context_length = model.info().context_length;
@@ -301,6 +312,7 @@ fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
 
 #[test]
 fn a_full_queue_refuses_requests_and_an_abandoned_request_stops() {
+    let _turn = take_turn();
     let model = load(4096, 1);
     let long = || GenerationRequest {
         max_tokens: None,

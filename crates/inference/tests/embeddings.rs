@@ -116,6 +116,36 @@ fn an_empty_list_gives_no_vectors() {
     assert_eq!(embeddings.prompt_tokens, 0);
 }
 
+/// One sentence embedded by tests/fixtures/minilm_reference.py, an independent float64 NumPy implementation.
+#[derive(serde::Deserialize)]
+struct Reference {
+    text: String,
+    token_ids: Vec<u32>,
+    vector: Vec<f32>,
+}
+
+#[test]
+fn vectors_match_an_independent_reference_implementation() {
+    let references: Vec<Reference> = serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let texts: Vec<&str> = references.iter().map(|reference| reference.text.as_str()).collect();
+    let embeddings = embedder().embed(&texts).unwrap();
+    let total_tokens: usize = references.iter().map(|reference| reference.token_ids.len()).sum();
+    assert_eq!(embeddings.prompt_tokens as usize, total_tokens);
+    for (reference, vector) in references.iter().zip(&embeddings.vectors) {
+        let cosine = dot(vector, &reference.vector);
+        let max_diff = vector
+            .iter()
+            .zip(&reference.vector)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            cosine > 0.99999 && max_diff < 1e-5,
+            "{:?}: cosine {cosine}, max diff {max_diff}",
+            reference.text
+        );
+    }
+}
+
 #[test]
 fn a_missing_weights_file_is_named() {
     let dir = std::env::temp_dir().join(format!("flywheel-embedder-test-{}", std::process::id()));

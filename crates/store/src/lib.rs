@@ -45,7 +45,9 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The database has a migration applied that this build does not know: it was written by a newer flywheel.
-    #[error("database has {component} migration {version} applied, newer than this build knows (latest {latest}); upgrade flywheel")]
+    #[error(
+        "database has {component} migration {version} applied, newer than this build knows (latest {latest}); upgrade flywheel"
+    )]
     FromTheFuture {
         /// The crate that owns the migration.
         component: String,
@@ -96,7 +98,11 @@ impl Database {
         Self::connect(options.foreign_keys(true), "sqlite::memory:".to_owned(), 1).await
     }
 
-    async fn connect(options: SqliteConnectOptions, location: String, max_connections: u32) -> Result<Database, StoreError> {
+    async fn connect(
+        options: SqliteConnectOptions,
+        location: String,
+        max_connections: u32,
+    ) -> Result<Database, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)

@@ -65,7 +65,12 @@ pub(crate) async fn run(pool: &SqlitePool, component: &str, migrations: &[Migrat
             .await
             .map_err(failed)?;
         tx.commit().await.map_err(failed)?;
-        tracing::info!(component, version = migration.version, description = migration.description, "applied migration");
+        tracing::info!(
+            component,
+            version = migration.version,
+            description = migration.description,
+            "applied migration"
+        );
     }
     Ok(())
 }
@@ -92,8 +97,14 @@ mod tests {
         let db = Database::open_in_memory().await.unwrap();
         db.migrate("a", &[SECOND, FIRST]).await.unwrap();
         db.migrate("a", &[FIRST, SECOND]).await.unwrap();
-        sqlx::query("INSERT INTO things (id, name) VALUES (1, 'x')").execute(db.pool()).await.unwrap();
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flywheel_migrations").fetch_one(db.pool()).await.unwrap();
+        sqlx::query("INSERT INTO things (id, name) VALUES (1, 'x')")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flywheel_migrations")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
         assert_eq!(count, 2);
     }
 
@@ -101,7 +112,11 @@ mod tests {
     async fn components_do_not_collide() {
         let db = Database::open_in_memory().await.unwrap();
         db.migrate("a", &[FIRST]).await.unwrap();
-        let other = Migration { version: 1, description: "other", sql: "CREATE TABLE others (id INTEGER)" };
+        let other = Migration {
+            version: 1,
+            description: "other",
+            sql: "CREATE TABLE others (id INTEGER)",
+        };
         db.migrate("b", &[other]).await.unwrap();
         sqlx::query("SELECT id FROM others").fetch_all(db.pool()).await.unwrap();
     }
@@ -109,7 +124,11 @@ mod tests {
     #[tokio::test]
     async fn failed_migration_leaves_nothing_behind() {
         let db = Database::open_in_memory().await.unwrap();
-        let broken = Migration { version: 1, description: "broken", sql: "CREATE TABLE t (id INTEGER); SELEC oops" };
+        let broken = Migration {
+            version: 1,
+            description: "broken",
+            sql: "CREATE TABLE t (id INTEGER); SELEC oops",
+        };
         let err = db.migrate("a", &[broken]).await.unwrap_err();
         assert!(err.to_string().contains("a/1 (broken)"), "{err}");
         assert!(sqlx::query("SELECT id FROM t").fetch_all(db.pool()).await.is_err());
@@ -120,6 +139,16 @@ mod tests {
         let db = Database::open_in_memory().await.unwrap();
         db.migrate("a", &[FIRST, SECOND]).await.unwrap();
         let err = db.migrate("a", &[FIRST]).await.unwrap_err();
-        assert!(matches!(err, StoreError::FromTheFuture { version: 2, latest: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::FromTheFuture {
+                    version: 2,
+                    latest: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

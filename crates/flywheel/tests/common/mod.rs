@@ -30,7 +30,6 @@ impl Server {
             .arg(data_dir.path())
             .arg("--models-dir")
             .arg(models_dir())
-            .env("FLYWHEEL_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -44,14 +43,23 @@ impl Server {
                 }
             }
         });
-        let mut server = Server { base: String::new(), data_dir, child: Some(child), log };
+        let mut server = Server {
+            base: String::new(),
+            data_dir,
+            child: Some(child),
+            log,
+        };
         let line = server.wait_for_log("listening on http://", Duration::from_secs(30));
         let address = line.split("listening on http://").nth(1).unwrap().trim().to_owned();
         server.base = format!("http://{address}");
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let ready = client.get(server.url("/readyz")).send().await.map(|r| r.status().is_success());
+            let ready = client
+                .get(server.url("/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().is_success());
             if ready.unwrap_or(false) {
                 break;
             }
@@ -81,7 +89,10 @@ impl Server {
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         child.wait().unwrap()
     }

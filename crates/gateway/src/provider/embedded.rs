@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use inference::{ChatModel, Embedder, GenerationEvent, GenerationRequest, InferenceError};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -22,7 +22,10 @@ impl EmbeddedChat {
 
 fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
     match error {
-        InferenceError::ContextOverflow { prompt_tokens, context_length } => GatewayError::ContextLengthExceeded {
+        InferenceError::ContextOverflow {
+            prompt_tokens,
+            context_length,
+        } => GatewayError::ContextLengthExceeded {
             prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
             context_length: u32::try_from(context_length).unwrap_or(u32::MAX),
         },
@@ -37,7 +40,9 @@ impl ChatProvider for EmbeddedChat {
     }
 
     fn count_tokens(&self, text: &str) -> u32 {
-        self.model.count_tokens(text).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+        self.model
+            .count_tokens(text)
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     fn start(&self, request: ProviderChatRequest) -> BoxFuture<'_, Result<ProviderStream, GatewayError>> {
@@ -47,7 +52,10 @@ impl ChatProvider for EmbeddedChat {
                 messages: request
                     .messages
                     .into_iter()
-                    .map(|m| inference::ChatMessage { role: m.role, content: m.content })
+                    .map(|m| inference::ChatMessage {
+                        role: m.role,
+                        content: m.content,
+                    })
                     .collect(),
                 max_tokens: request.max_tokens,
                 temperature: request.temperature,
@@ -55,7 +63,10 @@ impl ChatProvider for EmbeddedChat {
                 seed: request.seed,
                 stop: request.stop,
             };
-            let receiver = self.model.generate(request).map_err(|error| to_gateway_error(&name, error))?;
+            let receiver = self
+                .model
+                .generate(request)
+                .map_err(|error| to_gateway_error(&name, error))?;
             let events = ReceiverStream::new(receiver).map(move |event| match event {
                 GenerationEvent::Started { prompt_tokens } => Ok(ProviderEvent::Started { prompt_tokens }),
                 GenerationEvent::Text(text) => Ok(ProviderEvent::Text(text)),
@@ -77,7 +88,9 @@ pub(crate) struct EmbeddedEmbedder {
 
 impl EmbeddedEmbedder {
     pub(crate) fn new(embedder: Embedder) -> EmbeddedEmbedder {
-        EmbeddedEmbedder { embedder: Arc::new(embedder) }
+        EmbeddedEmbedder {
+            embedder: Arc::new(embedder),
+        }
     }
 }
 
@@ -97,7 +110,10 @@ impl EmbeddingProvider for EmbeddedEmbedder {
             .await
             .map_err(|error| GatewayError::Provider(format!("embedding task failed: {error}")))?
             .map_err(|error| GatewayError::Provider(error.to_string()))?;
-            Ok(EmbeddingOutput { vectors: embeddings.vectors, prompt_tokens: embeddings.prompt_tokens })
+            Ok(EmbeddingOutput {
+                vectors: embeddings.vectors,
+                prompt_tokens: embeddings.prompt_tokens,
+            })
         })
     }
 }
