@@ -22,20 +22,40 @@ def test_lists_the_embedded_models(client):
 
 
 def test_chat_completion(client):
-    completion = client.chat.completions.create(
-        model=CHAT_MODEL,
-        messages=[
-            {"role": "system", "content": "You are a concise assistant."},
-            {"role": "user", "content": "What is 2+2?"},
-        ],
-        temperature=0,
-        max_tokens=32,
-    )
+    def ask():
+        return client.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": "What is 2+2?"}],
+            temperature=0,
+            max_tokens=32,
+        )
+
+    completion = ask()
     choice = completion.choices[0]
     assert "4" in choice.message.content
     assert choice.finish_reason in ("stop", "length")
     assert completion.usage.prompt_tokens > 10
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    # Greedy decoding is deterministic.
+    assert ask().choices[0].message.content == choice.message.content
+
+
+def test_system_prompt_is_used(client):
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[
+            {"role": "system", "content": "Always answer in exactly one short sentence."},
+            {"role": "user", "content": "What is 2+2?"},
+        ],
+        temperature=0,
+        max_tokens=32,
+    )
+    with_system = completion.usage.prompt_tokens
+    without_system = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=1
+    ).usage.prompt_tokens
+    assert with_system != without_system
+    assert completion.choices[0].message.content.strip()
 
 
 def test_streamed_chat_completion_with_usage(client):
