@@ -198,7 +198,11 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
         return Err(GatewayError::invalid("stop", "stop sequences must not be empty"));
     }
     // top_p = 0 keeps only the most likely token: the same as greedy decoding.
-    let temperature = if top_p == 0.0 { 0.0 } else { temperature as f32 };
+    let (temperature, top_p) = if top_p == 0.0 {
+        (0.0, 1.0)
+    } else {
+        (temperature as f32, top_p)
+    };
     Ok(ValidatedChat {
         request: ProviderChatRequest {
             messages,
@@ -503,6 +507,12 @@ mod tests {
         assert_eq!(validated.request.temperature, 1.0);
         assert_eq!(validated.request.max_tokens, None);
         assert_eq!(validated.request.messages[0].content, "hi");
+    }
+
+    #[test]
+    fn top_p_zero_means_greedy() {
+        let validated = validate(with("top_p", serde_json::json!(0)), 100).unwrap();
+        assert_eq!((validated.request.temperature, validated.request.top_p), (0.0, 1.0));
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
             context_length: u32::try_from(context_length).unwrap_or(u32::MAX),
         },
         InferenceError::Overloaded { .. } => GatewayError::Overloaded(model.to_owned()),
+        InferenceError::InvalidRequest(message) => GatewayError::InvalidRequest { message, param: None },
         other => GatewayError::Provider(other.to_string()),
     }
 }
