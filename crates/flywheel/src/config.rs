@@ -13,7 +13,7 @@ const DEFAULT_CONFIG: &str = "flywheel.toml";
 const DEFAULT_LOG: &str = "info,llama-cpp-2=warn";
 
 /// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 pub struct UpArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "FLYWHEEL_LISTEN")]
@@ -142,22 +142,17 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
-    struct TestCli {
-        #[command(flatten)]
-        up: UpArgs,
-    }
-
-    fn settings(args: &[&str]) -> Result<Settings, ConfigError> {
-        Settings::resolve(
-            TestCli::try_parse_from(std::iter::once("flywheel").chain(args.iter().copied()))
-                .unwrap()
-                .up,
-        )
+    /// Flags as clap would hand them over; built directly so that FLYWHEEL_* variables of the test environment
+    /// cannot leak in.
+    fn settings(config: Option<&Path>, listen: Option<&str>, threads: Option<usize>) -> Result<Settings, ConfigError> {
+        Settings::resolve(UpArgs {
+            config: config.map(Path::to_path_buf),
+            listen: listen.map(|listen| listen.parse().unwrap()),
+            threads,
+            ..UpArgs::default()
+        })
     }
 
     #[test]
@@ -169,12 +164,11 @@ mod tests {
             "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/fw\"\nthreads = 3\n",
         )
         .unwrap();
-        let config = path.to_str().unwrap();
-        let from_file = settings(&["--config", config]).unwrap();
+        let from_file = settings(Some(&path), None, None).unwrap();
         assert_eq!(from_file.listen.port(), 9000);
         assert_eq!(from_file.models_dir, PathBuf::from("/srv/fw/models"));
         assert_eq!(from_file.threads, 3);
-        let overridden = settings(&["--config", config, "--listen", "127.0.0.1:9100", "--threads", "1"]).unwrap();
+        let overridden = settings(Some(&path), Some("127.0.0.1:9100"), Some(1)).unwrap();
         assert_eq!(overridden.listen.port(), 9100);
         assert_eq!(overridden.threads, 1);
     }
@@ -184,10 +178,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flywheel.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let error = settings(&["--config", path.to_str().unwrap()]).unwrap_err();
+        let error = settings(Some(&path), None, None).unwrap_err();
         assert!(error.to_string().contains("lisen"), "{error}");
-        assert!(settings(&["--threads", "0"]).is_err());
-        let missing = settings(&["--config", "/nonexistent/flywheel.toml"]).unwrap_err();
+        assert!(settings(None, None, Some(0)).is_err());
+        let missing = settings(Some(Path::new("/nonexistent/flywheel.toml")), None, None).unwrap_err();
         assert!(missing.to_string().contains("/nonexistent/flywheel.toml"), "{missing}");
     }
 }
