@@ -348,3 +348,45 @@ async fn missing_models_name_the_fetch_command() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("scripts/fetch-models /nonexistent/models"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_stream_finish_and_keeps_its_ledger_row() {
+    let mut server = Server::start().await;
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Describe a sofa."}],
+                      "stream": true, "max_tokens": 40, "temperature": 0}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    let pid = server.pid();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        String::from_utf8_lossy(&rest).contains("data: [DONE]"),
+        "the stream was cut off"
+    );
+    assert!(server.wait().success());
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.database_path().display()))
+        .await
+        .unwrap();
+    let (status, completion_tokens): (String, i64) =
+        sqlx::query_as("SELECT status, completion_tokens FROM usage_ledger")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(status, "ok");
+    assert!(completion_tokens >= 1);
+}

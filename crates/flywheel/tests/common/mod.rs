@@ -88,13 +88,22 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        child.wait().unwrap()
+        self.wait()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Waits for the server process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.take().unwrap().wait().unwrap()
     }
 
     pub fn database_path(&self) -> PathBuf {
