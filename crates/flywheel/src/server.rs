@@ -111,46 +111,26 @@ fn spawn_loading(
         context_length: settings.context_length,
         ..inference::ChatModelOptions::default()
     };
-    let loader = gateway.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        match inference::ChatModel::load(&chat_path, chat_options) {
-            Ok(model) => {
-                tracing::info!(
-                    model = CHAT_MODEL_ID,
-                    path = %chat_path.display(),
-                    context_length = model.info().context_length,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "loaded chat model"
-                );
-                loader.serve_embedded_chat(CHAT_MODEL_ID, model);
-            }
-            Err(error) => {
-                tracing::error!(model = CHAT_MODEL_ID, %error, "failed to load chat model");
-                loader.fail_model(CHAT_MODEL_ID, error.to_string());
-            }
-        }
-    });
-    let loader = gateway.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        match inference::Embedder::load(&embedder_path, inference::EmbedderOptions::default()) {
-            Ok(embedder) => {
-                tracing::info!(
-                    model = EMBEDDING_MODEL_ID,
-                    path = %embedder_path.display(),
-                    dimensions = embedder.info().dimensions,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "loaded embedding model"
-                );
-                loader.serve_embedded_embedder(EMBEDDING_MODEL_ID, embedder);
-            }
-            Err(error) => {
-                tracing::error!(model = EMBEDDING_MODEL_ID, %error, "failed to load embedding model");
-                loader.fail_model(EMBEDDING_MODEL_ID, error.to_string());
-            }
-        }
-    });
+    load_model_in_background(
+        gateway,
+        CHAT_MODEL_ID,
+        chat_path,
+        move |path| {
+            let model = inference::ChatModel::load(path, chat_options)?;
+            Ok((format!("context {} tokens", model.info().context_length), model))
+        },
+        Gateway::serve_embedded_chat,
+    );
+    load_model_in_background(
+        gateway,
+        EMBEDDING_MODEL_ID,
+        embedder_path,
+        |path| {
+            let embedder = inference::Embedder::load(path, inference::EmbedderOptions::default())?;
+            Ok((format!("{} dimensions", embedder.info().dimensions), embedder))
+        },
+        Gateway::serve_embedded_embedder,
+    );
     let storefront = storefront.clone();
     let catalog = settings.catalog.clone();
     tokio::task::spawn_blocking(move || {
@@ -167,6 +147,36 @@ fn spawn_loading(
                 "loaded catalog and built the search index"
             ),
             Err(error) => tracing::error!(%error, "failed to load the catalog"),
+        }
+    });
+}
+
+/// Loads a model on the blocking pool, then serves it (or marks it failed) under `id`. `load` also returns a
+/// short description of what was loaded, for the log.
+fn load_model_in_background<M: Send + 'static>(
+    gateway: &Gateway,
+    id: &'static str,
+    path: PathBuf,
+    load: impl FnOnce(&Path) -> Result<(String, M), inference::InferenceError> + Send + 'static,
+    serve: fn(&Gateway, &str, M),
+) {
+    let gateway = gateway.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        match load(&path) {
+            Ok((description, model)) => {
+                tracing::info!(
+                    model = id,
+                    path = %path.display(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded model ({description})"
+                );
+                serve(&gateway, id, model);
+            }
+            Err(error) => {
+                tracing::error!(model = id, %error, "failed to load model");
+                gateway.fail_model(id, error.to_string());
+            }
         }
     });
 }

@@ -170,9 +170,7 @@ async fn chat_streaming_embeddings_errors_metrics_and_ledger() {
     // Clean shutdown, then every call is in the ledger.
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.database_path().display()))
-        .await
-        .unwrap();
+    let db = server.database().await;
     let rows: Vec<(String, String, String, i64, i64, String)> = sqlx::query_as(
         "SELECT tenant, model, endpoint, prompt_tokens, completion_tokens, status FROM usage_ledger ORDER BY id",
     )
@@ -303,16 +301,7 @@ async fn bad_inputs_get_openai_errors(server: &Server) {
 #[tokio::test]
 async fn a_client_that_disconnects_mid_stream_is_recorded_as_cancelled() {
     let mut server = Server::start().await;
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/chat/completions"))
-        .json(
-            &json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Tell me a long story."}],
-                      "stream": true, "max_tokens": 400, "temperature": 0}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
+    let mut body = server.stream_chat(CHAT_MODEL, "Tell me a long story.", 400).await;
     let mut seen = 0;
     while let Some(chunk) = body.next().await {
         seen += chunk.unwrap().len();
@@ -323,9 +312,7 @@ async fn a_client_that_disconnects_mid_stream_is_recorded_as_cancelled() {
     drop(body);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(server.terminate().success());
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.database_path().display()))
-        .await
-        .unwrap();
+    let db = server.database().await;
     let (status, completion_tokens): (String, i64) =
         sqlx::query_as("SELECT status, completion_tokens FROM usage_ledger")
             .fetch_one(&db)
@@ -352,16 +339,7 @@ async fn missing_models_name_the_fetch_command() {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_stream_finish_and_keeps_its_ledger_row() {
     let mut server = Server::start().await;
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/chat/completions"))
-        .json(
-            &json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Describe a sofa."}],
-                      "stream": true, "max_tokens": 40, "temperature": 0}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
+    let mut body = server.stream_chat(CHAT_MODEL, "Describe a sofa.", 40).await;
     let first = body.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
     let pid = server.pid();
@@ -379,9 +357,7 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_keeps_its_ledger_row() {
         "the stream was cut off"
     );
     assert!(server.wait().success());
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.database_path().display()))
-        .await
-        .unwrap();
+    let db = server.database().await;
     let (status, completion_tokens): (String, i64) =
         sqlx::query_as("SELECT status, completion_tokens FROM usage_ledger")
             .fetch_one(&db)

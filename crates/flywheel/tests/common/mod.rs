@@ -25,7 +25,7 @@ impl Server {
     pub async fn start() -> Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
-            .args(["up", "--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(["up", "--listen", "127.0.0.1:0", "--threads", "1"])
             .arg("--data-dir")
             .arg(data_dir.path())
             .arg("--models-dir")
@@ -104,6 +104,32 @@ impl Server {
     /// Waits for the server process to exit.
     pub fn wait(&mut self) -> ExitStatus {
         self.child.take().unwrap().wait().unwrap()
+    }
+
+    /// Starts a greedy streamed chat completion and returns its body as it arrives.
+    pub async fn stream_chat(
+        &self,
+        model: &str,
+        content: &str,
+        max_tokens: u32,
+    ) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<> {
+        let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}],
+                                      "stream": true, "max_tokens": max_tokens, "temperature": 0});
+        let response = reqwest::Client::new()
+            .post(self.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes_stream()
+    }
+
+    /// The server's database, for reading the ledger (after the server has stopped, or alongside it).
+    pub async fn database(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.database_path().display()))
+            .await
+            .unwrap()
     }
 
     pub fn database_path(&self) -> PathBuf {
