@@ -1,13 +1,16 @@
-//! The storefront's JSON API: `GET /api/search` and `GET /api/products/{id}`. Every failure, including a
-//! malformed query string, answers with the `{"error":{"code","message"}}` body of [`CommerceError`].
+//! The storefront's JSON API: `GET /api/search`, `GET /api/products/{id}` and `POST /api/products/{id}/ask`.
+//! Every failure, including a malformed query string or body, answers with the `{"error":{"code","message"}}`
+//! body of [`CommerceError`].
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::{CommerceError, Product, SearchPage, SearchQuery, Storefront};
+use crate::{CommerceError, Product, ProductAnswer, SearchPage, SearchQuery, Storefront};
 
 /// Hits per page when the client does not say.
 const DEFAULT_LIMIT: usize = 10;
@@ -17,6 +20,7 @@ pub fn router(storefront: Storefront) -> Router {
     Router::new()
         .route("/api/search", get(search))
         .route("/api/products/{id}", get(product))
+        .route("/api/products/{id}/ask", post(ask))
         .with_state(storefront)
 }
 
@@ -55,6 +59,43 @@ async fn product(
 ) -> Result<Json<Product>, CommerceError> {
     let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
     Ok(Json(storefront.product(&id)?))
+}
+
+/// `POST /api/products/{id}/ask` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskBody {
+    question: String,
+}
+
+async fn ask(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<AskBody>, JsonRejection>,
+) -> Result<Json<ProductAnswer>, Response> {
+    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()).into_response())?;
+    let Json(body) = body.map_err(body_rejection)?;
+    Ok(Json(
+        storefront
+            .ask(&id, &body.question)
+            .await
+            .map_err(IntoResponse::into_response)?,
+    ))
+}
+
+/// A body axum could not take, in our error shape with axum's status (400, 413 or 415).
+fn body_rejection(rejection: JsonRejection) -> Response {
+    let status = match rejection.status() {
+        status @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => status,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": rejection.body_text() } });
+    (status, Json(body)).into_response()
 }
 
 #[cfg(test)]
@@ -179,6 +220,65 @@ mod tests {
         let (status, body) = get_json(&DEMO, "/api/products/no-such-product").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(error_code(&body), "product_not_found");
+    }
+
+    async fn post_ask(storefront: &Storefront, uri: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::post(uri)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = router(storefront.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn asking_checks_product_question_and_body_before_any_model_call() {
+        let json = "application/json";
+        for (uri, content_type, body, status, code) in [
+            (
+                "/api/products/nope/ask",
+                json,
+                r#"{"question":"is it oak?"}"#,
+                404,
+                "product_not_found",
+            ),
+            (
+                "/api/products/13/ask",
+                json,
+                r#"{"question":"   "}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                "/api/products/13/ask",
+                json,
+                r#"{"question":"x","extra":1}"#,
+                400,
+                "invalid_request",
+            ),
+            ("/api/products/13/ask", json, r#"{"question":"#, 400, "invalid_request"),
+            (
+                "/api/products/13/ask",
+                "text/plain",
+                r#"{"question":"x"}"#,
+                415,
+                "unsupported_media_type",
+            ),
+            // A valid question on a store that has no assistant.
+            (
+                "/api/products/13/ask",
+                json,
+                r#"{"question":"is it oak?"}"#,
+                503,
+                "assistant_unavailable",
+            ),
+        ] {
+            let (got_status, got) = post_ask(&DEMO, uri, content_type, body).await;
+            assert_eq!(got_status, status, "{body}: {got}");
+            assert_eq!(error_code(&got), code, "{body}");
+        }
     }
 
     #[tokio::test]

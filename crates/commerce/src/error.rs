@@ -41,6 +41,12 @@ pub enum CommerceError {
     /// The search index failed.
     #[error("the search index failed: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// The model behind the product assistant refused or failed; its status and code are the gateway's.
+    #[error("the product assistant could not answer: {0}")]
+    Assistant(gateway::GatewayError),
+    /// This storefront runs without a product assistant.
+    #[error("this store has no product assistant")]
+    AssistantUnavailable,
 }
 
 impl CommerceError {
@@ -49,7 +55,10 @@ impl CommerceError {
         match self {
             CommerceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             CommerceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
-            CommerceError::CatalogLoading | CommerceError::CatalogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CommerceError::CatalogLoading
+            | CommerceError::CatalogUnavailable(_)
+            | CommerceError::AssistantUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            CommerceError::Assistant(error) => error.status(),
             CommerceError::CatalogRead { .. } | CommerceError::CatalogFormat { .. } | CommerceError::Index(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -66,6 +75,8 @@ impl CommerceError {
             CommerceError::CatalogLoading => "catalog_loading",
             CommerceError::CatalogUnavailable(_) => "catalog_unavailable",
             CommerceError::Index(_) => "search_index_failed",
+            CommerceError::Assistant(error) => error.code(),
+            CommerceError::AssistantUnavailable => "assistant_unavailable",
         }
     }
 }

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::{Catalog, CategoryCount, CommerceError, ImportReport, Product, SearchIndex, SearchQuery};
+use crate::{
+    Catalog, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant, SearchIndex,
+    SearchQuery,
+};
 
 /// The demo catalog (the WANDS subset in `data/wands/`), built into the binary so that the store works with
 /// no files around.
@@ -65,12 +68,29 @@ enum CatalogState {
 #[derive(Clone, Default)]
 pub struct Storefront {
     state: Arc<RwLock<CatalogState>>,
+    assistant: Option<Arc<ProductAssistant>>,
 }
 
 impl Storefront {
     /// A storefront whose catalog is still loading.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same storefront, answering product questions with `assistant`.
+    pub fn with_assistant(self, assistant: ProductAssistant) -> Self {
+        Storefront {
+            assistant: Some(Arc::new(assistant)),
+            ..self
+        }
+    }
+
+    /// Answers a shopper's question about the product `product_id`.
+    pub async fn ask(&self, product_id: &str, question: &str) -> Result<ProductAnswer, CommerceError> {
+        let product = self.product(product_id)?;
+        let question = crate::assistant::validate_question(question)?;
+        let assistant = self.assistant.as_ref().ok_or(CommerceError::AssistantUnavailable)?;
+        assistant.answer(&product, question).await
     }
 
     /// Parses and indexes the WANDS catalog at `catalog_path`, then starts serving it. This blocks for as long

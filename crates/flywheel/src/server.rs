@@ -20,6 +20,8 @@ const CHAT_MODEL_ID: &str = "smollm2-135m-instruct";
 const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const EMBEDDING_MODEL_ID: &str = "all-minilm-l6-v2";
 const EMBEDDING_MODEL_DIR: &str = "all-MiniLM-L6-v2";
+/// The tenant the storefront's own model calls are accounted to in the ledger.
+const STOREFRONT_TENANT: &str = "storefront";
 
 #[derive(Clone)]
 struct Readiness {
@@ -39,7 +41,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(database = db.location(), "opened database");
     let gateway = Gateway::open(db.clone()).await.context("preparing the usage ledger")?;
     let metrics = gateway::metrics::install_recorder().context("installing the metrics recorder")?;
-    let storefront = commerce::Storefront::new();
+    let storefront = commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
+        gateway.client(STOREFRONT_TENANT),
+        CHAT_MODEL_ID,
+    ));
 
     gateway.declare_model(CHAT_MODEL_ID, ModelKind::Chat);
     gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/chat/completions` request body.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /v1/chat/completions` request body. `Default` gives an empty request for in-process callers to fill.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)] // field names are OpenAI's, documented there
 pub struct ChatCompletionRequest {
@@ -87,6 +87,20 @@ pub struct ChatMessage {
     pub tool_calls: Option<serde_json::Value>,
     pub tool_call_id: Option<String>,
     pub refusal: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message with plain-text content.
+    pub fn text(role: &str, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: role.to_owned(),
+            content: Some(MessageContent::Text(content.into())),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            refusal: None,
+        }
+    }
 }
 
 /// Message content: a string or a list of typed parts.

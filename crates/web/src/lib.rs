@@ -5,15 +5,15 @@
 mod pages;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use commerce::{CommerceError, SearchQuery, Storefront};
 use serde::Deserialize;
 
-use crate::pages::{HomeCatalog, MAX_PAGE, PER_PAGE};
+use crate::pages::{Asked, HomeCatalog, MAX_PAGE, PER_PAGE};
 
 /// The stylesheet, built into the binary: no asset pipeline, no external requests.
 const STYLESHEET: &str = include_str!("../assets/store.css");
@@ -24,6 +24,7 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/", get(home))
         .route("/search", get(search))
         .route("/products/{id}", get(product))
+        .route("/products/{id}/ask", post(ask))
         .route("/assets/store.css", get(stylesheet))
         .with_state(storefront)
 }
@@ -96,8 +97,57 @@ async fn product(
         .and_then(|Query(params)| params.q)
         .filter(|q| !q.trim().is_empty());
     match storefront.product(&id) {
-        Ok(product) => pages::product_page(&product, query.as_deref()).into_response(),
+        Ok(product) => pages::product_page(&product, query.as_deref(), None).into_response(),
         Err(error) => error_page(&error, query.as_deref().unwrap_or_default()),
+    }
+}
+
+/// The product page's question form.
+#[derive(Deserialize)]
+struct AskForm {
+    question: String,
+}
+
+/// `POST /products/{id}/ask`: the product page again, with the answer (or why there is none) under the form.
+async fn ask(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+    form: Result<Form<AskForm>, FormRejection>,
+) -> Response {
+    let Path(id) = match id {
+        Ok(id) => id,
+        Err(rejection) => return error_page(&CommerceError::InvalidRequest(rejection.body_text()), ""),
+    };
+    let product = match storefront.product(&id) {
+        Ok(product) => product,
+        Err(error) => return error_page(&error, ""),
+    };
+    // A form without the field is an empty question, which gets the same friendly message.
+    let question = form.map(|Form(form)| form.question).unwrap_or_default();
+    let (status, asked) = match storefront.ask(&id, &question).await {
+        Ok(answer) => (StatusCode::OK, Asked::Answer(answer)),
+        Err(error) => (
+            error.status(),
+            Asked::Problem {
+                message: ask_problem(&error),
+                question,
+            },
+        ),
+    };
+    (status, pages::product_page(&product, None, Some(&asked))).into_response()
+}
+
+/// What a shopper is told when a question cannot be answered.
+fn ask_problem(error: &CommerceError) -> String {
+    match error {
+        CommerceError::InvalidRequest(message) => format!("Please check your question: {message}."),
+        error if error.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            "The assistant is not available right now. Please try again in a moment.".to_owned()
+        }
+        other => {
+            tracing::error!(code = other.code(), error = %other, "product question failed");
+            "The assistant could not answer that. Please try again.".to_owned()
+        }
     }
 }
 
@@ -285,5 +335,31 @@ mod tests {
         let response = router(Storefront::new()).oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    }
+
+    #[tokio::test]
+    async fn asking_without_an_assistant_keeps_the_page_and_explains() {
+        let request = Request::post("/products/13/ask")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("question=is+it+oak%3F"))
+            .unwrap();
+        let response = router(DEMO.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let html = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        assert!(html.contains("king tufted low profile standard bed"));
+        assert!(html.contains("not available right now"));
+        assert!(
+            html.contains(r#"value="is it oak?""#),
+            "the question is kept in the form"
+        );
+
+        let request = Request::post("/products/13/ask")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("question=+++"))
+            .unwrap();
+        let response = router(DEMO.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let (status, _) = get_page(&DEMO, "/products/13").await;
+        assert_eq!(status, StatusCode::OK);
     }
 }

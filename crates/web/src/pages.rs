@@ -1,7 +1,7 @@
 //! The storefront's HTML, as pure functions from plain data to markup. maud escapes every interpolated value;
 //! values that go into URLs are percent-encoded here first.
 
-use commerce::{CategoryCount, Product, SearchPage};
+use commerce::{CategoryCount, Product, ProductAnswer, SearchPage};
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -204,8 +204,17 @@ fn result_card(product: &Product, query: &str) -> Markup {
     }
 }
 
-/// `GET /products/{id}`; `query` is the search the shopper came from, if any.
-pub(crate) fn product_page(product: &Product, query: Option<&str>) -> Markup {
+/// What came of a question asked on a product page.
+pub(crate) enum Asked {
+    /// The assistant answered.
+    Answer(ProductAnswer),
+    /// The question could not be answered; the message is for the shopper.
+    Problem { question: String, message: String },
+}
+
+/// `GET /products/{id}`; `query` is the search the shopper came from, if any, and `asked` the question just
+/// asked on this page, if any.
+pub(crate) fn product_page(product: &Product, query: Option<&str>, asked: Option<&Asked>) -> Markup {
     let chrome = Chrome {
         title: &product.name,
         header_search: Some(query.unwrap_or_default()),
@@ -239,8 +248,38 @@ pub(crate) fn product_page(product: &Product, query: Option<&str>) -> Markup {
                     dd { code { (product.id) } }
                 }
             }
+            (ask_section(product, asked))
         },
     )
+}
+
+/// The "ask about this product" form, and the answer to the question just asked. A plain form post: it works
+/// without JavaScript.
+fn ask_section(product: &Product, asked: Option<&Asked>) -> Markup {
+    let question = match asked {
+        Some(Asked::Problem { question, .. }) => question.as_str(),
+        _ => "",
+    };
+    html! {
+        section.ask aria-labelledby="ask-heading" {
+            h2 #ask-heading { "Ask about this product" }
+            form.ask-form method="post" action=(format!("{}/ask", product_url(&product.id, None))) {
+                label for="question" { "Your question" }
+                input #question type="text" name="question" maxlength="500" required
+                    placeholder="What is it made of?" value=(question);
+                button type="submit" { "Ask" }
+            }
+            @match asked {
+                Some(Asked::Answer(answer)) => div.answer role="status" {
+                    p.answer-question { "You asked: " (answer.question) }
+                    p.answer-text { (answer.answer) }
+                    p.answer-note { "Answered by " (answer.model) " from this listing's facts only." }
+                },
+                Some(Asked::Problem { message, .. }) => p.ask-problem role="alert" { (message) },
+                None => {},
+            }
+        }
+    }
 }
 
 fn rating(product: &Product) -> Markup {
@@ -365,7 +404,7 @@ mod tests {
 
     #[test]
     fn product_text_is_escaped_and_urls_are_encoded() {
-        let html = product_page(&product(None, 0), Some("a&b \"c\"")).into_string();
+        let html = product_page(&product(None, 0), Some("a&b \"c\""), None).into_string();
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; chair"));
         assert!(html.contains(r#"href="/search?q=a%26b%20%22c%22""#), "{html}");
