@@ -63,7 +63,7 @@ after(async () => {
   }
 });
 
-test("a shopper searches, sees results and opens a product", async () => {
+test("a shopper searches, opens a product and asks about it", async () => {
   const page = await browser.newPage();
   await page.goto(base + "/");
   const search = page.getByRole("searchbox");
@@ -80,6 +80,15 @@ test("a shopper searches, sees results and opens a product", async () => {
   await page.waitForURL(/\/products\//);
   assert.equal((await page.locator("h1").first().textContent()).trim(), firstName);
   await page.screenshot({ path: join(artifacts, "product-page.png"), fullPage: true });
+
+  // Ask about the product: a plain form post answered by the embedded model.
+  await page.getByLabel("Your question").fill("Is this a bed?");
+  await page.getByRole("button", { name: "Ask" }).click();
+  await page.waitForURL(/\/ask$/);
+  const answer = page.locator(".answer-text");
+  assert.ok((await answer.textContent()).trim().length > 0, "expected an answer");
+  assert.equal((await page.locator("h1").first().textContent()).trim(), firstName);
+  await page.screenshot({ path: join(artifacts, "product-answer.png"), fullPage: true });
   await page.close();
 });
 
