@@ -17,11 +17,13 @@ const DEFAULT_LIMIT: usize = 10;
 
 /// The storefront API routes, serving from `storefront`.
 pub fn router(storefront: Storefront) -> Router {
-    Router::new()
-        .route("/api/search", get(search))
-        .route("/api/products/{id}", get(product))
-        .route("/api/products/{id}/ask", post(ask))
-        .with_state(storefront)
+    let api = Router::new()
+        .route("/search", get(search))
+        .route("/products/{id}", get(product))
+        .route("/products/{id}/ask", post(ask))
+        .fallback(unknown_route)
+        .with_state(storefront);
+    Router::new().nest("/api", api)
 }
 
 /// `GET /api/search` parameters.
@@ -59,6 +61,12 @@ async fn product(
 ) -> Result<Json<Product>, CommerceError> {
     let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
     Ok(Json(storefront.product(&id)?))
+}
+
+/// Unknown paths under `/api` answer in the API's error shape, not with the storefront's HTML.
+async fn unknown_route(uri: axum::http::Uri) -> Response {
+    let body = serde_json::json!({ "error": { "code": "unknown_url", "message": format!("unknown endpoint {}", uri.path()) } });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 /// `POST /api/products/{id}/ask` body.
@@ -279,6 +287,13 @@ mod tests {
             assert_eq!(got_status, status, "{body}: {got}");
             assert_eq!(error_code(&got), code, "{body}");
         }
+    }
+
+    #[tokio::test]
+    async fn unknown_api_paths_are_json_404s() {
+        let (status, body) = get_json(&DEMO, "/api/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&body), "unknown_url");
     }
 
     #[tokio::test]

@@ -67,6 +67,14 @@ async fn search_product_pages_and_questions_land_in_the_ledger() {
         .unwrap();
     assert_eq!(response.status(), 404);
 
+    // Unknown paths: JSON under /api, a store page elsewhere.
+    let response = client.get(server.url("/api/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "unknown_url");
+    let response = client.get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("Page not found"));
+
     // The pages: home, product, and the question form posted like a browser would.
     let home = client.get(server.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("flywheel store"));

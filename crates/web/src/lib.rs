@@ -26,6 +26,7 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/products/{id}", get(product))
         .route("/products/{id}/ask", post(ask))
         .route("/assets/store.css", get(stylesheet))
+        .fallback(page_not_found)
         .with_state(storefront)
 }
 
@@ -149,6 +150,12 @@ fn ask_problem(error: &CommerceError) -> String {
             "The assistant could not answer that. Please try again.".to_owned()
         }
     }
+}
+
+/// Any path no route claims: a store page saying so, not an empty 404.
+async fn page_not_found() -> Response {
+    let page = pages::problem("Page not found", "There is no page at this address.", "");
+    (StatusCode::NOT_FOUND, page).into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -361,5 +368,12 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let (status, _) = get_page(&DEMO, "/products/13").await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_store_page() {
+        let (status, html) = get_page(&DEMO, "/no/such/page").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("Page not found"));
     }
 }
