@@ -3,6 +3,7 @@
 mod config;
 mod server;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -60,5 +61,7 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in log files and pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
