@@ -12,8 +12,8 @@ const DEFAULT_CONFIG: &str = "flywheel.toml";
 /// llama.cpp reports every tensor it loads at info level; keep that out of the default log.
 const DEFAULT_LOG: &str = "info,llama-cpp-2=warn";
 
-/// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable.
-#[derive(clap::Args, Debug, Default)]
+/// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable. No `Debug`: it holds the master key.
+#[derive(clap::Args, Default)]
 pub struct UpArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "FLYWHEEL_LISTEN")]
@@ -36,13 +36,17 @@ pub struct UpArgs {
     /// Context window of the embedded chat model, in tokens [default: 4096]
     #[arg(long, env = "FLYWHEEL_CONTEXT_LENGTH")]
     context_length: Option<u32>,
+    /// Master key: when set, every request needs a key (this one, or a tenant's virtual key) and the admin API
+    /// needs this one [default: none, auth off for local use]
+    #[arg(long, env = "FLYWHEEL_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
     /// Log filter, e.g. `debug` or `info,llama-cpp-2=info` [default: info,llama-cpp-2=warn]
     #[arg(long, env = "FLYWHEEL_LOG")]
     log: Option<String>,
 }
 
 /// The `flywheel.toml` file: every key optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
@@ -52,11 +56,12 @@ struct FileConfig {
     threads: Option<usize>,
     context_length: Option<u32>,
     max_body_bytes: Option<usize>,
+    master_key: Option<String>,
     log: Option<String>,
 }
 
-/// The resolved settings of one run.
-#[derive(Debug, Clone)]
+/// The resolved settings of one run. No `Debug`: it holds the master key, which must never reach a log.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -65,6 +70,7 @@ pub struct Settings {
     pub threads: usize,
     pub context_length: u32,
     pub max_body_bytes: usize,
+    pub master_key: Option<String>,
     pub log: String,
 }
 
@@ -118,6 +124,14 @@ impl Settings {
             threads,
             context_length,
             max_body_bytes: file.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            master_key: match args.master_key.or(file.master_key) {
+                Some(key) if key.trim().len() < 16 => {
+                    return Err(ConfigError::Invalid(
+                        "the master key must be at least 16 characters".to_owned(),
+                    ));
+                }
+                key => key,
+            },
             log: args.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_owned()),
         })
     }
@@ -178,10 +192,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flywheel.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let error = settings(Some(&path), None, None).unwrap_err();
+        let error = settings(Some(&path), None, None).err().unwrap();
         assert!(error.to_string().contains("lisen"), "{error}");
         assert!(settings(None, None, Some(0)).is_err());
-        let missing = settings(Some(Path::new("/nonexistent/flywheel.toml")), None, None).unwrap_err();
+        let missing = settings(Some(Path::new("/nonexistent/flywheel.toml")), None, None)
+            .err()
+            .unwrap();
         assert!(missing.to_string().contains("/nonexistent/flywheel.toml"), "{missing}");
     }
 }

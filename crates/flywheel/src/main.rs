@@ -1,6 +1,7 @@
 //! The `flywheel` binary: parses flags and configuration, then wires the crates into one server.
 
 mod config;
+mod keys_cli;
 mod server;
 
 use std::io::IsTerminal;
@@ -20,12 +21,32 @@ struct Cli {
 enum Command {
     /// Start the server: OpenAI-compatible API, storefront, metrics.
     Up(config::UpArgs),
+    /// Manage tenants' virtual keys.
+    Keys(keys_cli::KeysArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Up(args) => run_up(args),
+        Command::Keys(args) => run_keys(args),
+    }
+}
+
+fn run_keys(args: keys_cli::KeysArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(keys_cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

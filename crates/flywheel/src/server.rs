@@ -39,7 +39,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
     tracing::info!(database = db.location(), "opened database");
-    let gateway = Gateway::open(db.clone()).await.context("preparing the usage ledger")?;
+    let gateway = Gateway::open(db.clone(), settings.master_key.as_deref())
+        .await
+        .context("preparing the gateway's tables")?;
+    if gateway.auth_enabled() {
+        tracing::info!("auth on: requests need the master key or a tenant's virtual key");
+    } else {
+        tracing::warn!("auth off: no master key set, so the API and the admin API are open to anyone who can connect");
+    }
     let metrics = gateway::metrics::install_recorder().context("installing the metrics recorder")?;
     let storefront = commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
         gateway.client(STOREFRONT_TENANT),
@@ -65,6 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 max_body_bytes: settings.max_body_bytes,
             },
         ))
+        .merge(gateway::admin_router(gateway.clone()))
         .merge(commerce::router(storefront.clone()))
         .merge(web::router(storefront))
         .merge(health)

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::{Stream, StreamExt};
 
 use crate::GatewayError;
-use crate::ledger::{UsageLedger, UsageRecord};
+use crate::ledger::{Account, UsageLedger, UsageRecord};
 use crate::metrics;
 use crate::openai::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta,
@@ -220,7 +220,7 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
 /// Everything needed to run one chat request and account for it.
 pub(crate) struct ChatRun {
     pub(crate) ledger: UsageLedger,
-    pub(crate) tenant: String,
+    pub(crate) account: Account,
     pub(crate) model: String,
     pub(crate) provider: Arc<dyn ChatProvider>,
     pub(crate) validated: ValidatedChat,
@@ -231,7 +231,7 @@ pub(crate) struct ChatRun {
 pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayError> {
     let ChatRun {
         ledger,
-        tenant,
+        account,
         model,
         provider,
         validated,
@@ -240,7 +240,7 @@ pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayE
     let include_usage = validated.include_usage;
     let mut tracker = UsageTracker::new(
         ledger,
-        tenant,
+        account,
         model.clone(),
         "chatcmpl",
         started,
@@ -384,7 +384,7 @@ pub(crate) struct UsageTracker {
 impl UsageTracker {
     pub(crate) fn new(
         ledger: UsageLedger,
-        tenant: String,
+        account: Account,
         model: String,
         id_prefix: &str,
         started: Instant,
@@ -394,7 +394,8 @@ impl UsageTracker {
             ledger,
             pending: Some(UsageRecord {
                 request_id: new_request_id(id_prefix),
-                tenant,
+                tenant: account.tenant,
+                key_id: account.key_id,
                 model,
                 endpoint: ENDPOINT.to_owned(),
                 prompt_tokens: 0,

@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use crate::GatewayError;
 use crate::chat::{new_request_id, write_row};
-use crate::ledger::{UsageLedger, UsageRecord};
+use crate::ledger::{Account, UsageLedger, UsageRecord};
 use crate::metrics;
 use crate::openai::{
     EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector,
@@ -89,7 +89,7 @@ fn encode(vector: Vec<f32>, encoding: &Encoding) -> EmbeddingVector {
 
 pub(crate) async fn run(
     ledger: &UsageLedger,
-    tenant: &str,
+    account: &Account,
     provider: &dyn EmbeddingProvider,
     request: EmbeddingRequest,
 ) -> Result<EmbeddingResponse, GatewayError> {
@@ -110,7 +110,8 @@ pub(crate) async fn run(
     metrics::record_model_request(&model, ENDPOINT, status, prompt_tokens, 0, elapsed.as_secs_f64());
     let row = UsageRecord {
         request_id: new_request_id("embd"),
-        tenant: tenant.to_owned(),
+        tenant: account.tenant.clone(),
+        key_id: account.key_id.clone(),
         model: model.clone(),
         endpoint: ENDPOINT.to_owned(),
         prompt_tokens: i64::from(prompt_tokens),

@@ -81,6 +81,31 @@ pub enum GatewayError {
     /// The provider failed while serving the request.
     #[error("the model provider failed: {0}")]
     Provider(String),
+    /// The request carries no valid key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key may not call this model.
+    #[error("this API key may not use the model '{0}'")]
+    ModelNotAllowed(String),
+    /// The admin API needs the master key.
+    #[error("the admin API needs the master key")]
+    AdminOnly,
+    /// No virtual key has this id.
+    #[error("no key has the id '{0}'")]
+    KeyNotFound(String),
+    /// Something on our side failed (the database, most likely).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::KeyError> for GatewayError {
+    fn from(error: crate::KeyError) -> Self {
+        match error {
+            crate::KeyError::Invalid(message) => GatewayError::InvalidRequest { message, param: None },
+            crate::KeyError::NotFound(id) => GatewayError::KeyNotFound(id),
+            crate::KeyError::Store(error) => GatewayError::Internal(error.to_string()),
+        }
+    }
 }
 
 impl GatewayError {
@@ -99,13 +124,17 @@ impl GatewayError {
             | GatewayError::UnsupportedParameter { .. }
             | GatewayError::WrongModelKind { .. }
             | GatewayError::ContextLengthExceeded { .. } => StatusCode::BAD_REQUEST,
-            GatewayError::ModelNotFound(_) | GatewayError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            GatewayError::ModelNotFound(_) | GatewayError::RouteNotFound { .. } | GatewayError::KeyNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::ModelNotAllowed(_) | GatewayError::AdminOnly => StatusCode::FORBIDDEN,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::ModelLoading(_) | GatewayError::ModelUnavailable { .. } | GatewayError::Overloaded(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            GatewayError::Provider(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Provider(_) | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -113,6 +142,8 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self.status() {
             StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
             status if status.is_client_error() => "invalid_request_error",
             _ => "server_error",
         }
@@ -133,6 +164,11 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::RouteNotFound { .. } => "unknown_url",
             GatewayError::Provider(_) => "provider_error",
+            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::ModelNotAllowed(_) => "model_not_allowed",
+            GatewayError::AdminOnly => "admin_required",
+            GatewayError::KeyNotFound(_) => "key_not_found",
+            GatewayError::Internal(_) => "internal_error",
         }
     }
 
@@ -140,7 +176,9 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { param, .. } => param.as_deref(),
             GatewayError::UnsupportedParameter { param, .. } => Some(param),
-            GatewayError::ModelNotFound(_) | GatewayError::WrongModelKind { .. } => Some("model"),
+            GatewayError::ModelNotFound(_) | GatewayError::WrongModelKind { .. } | GatewayError::ModelNotAllowed(_) => {
+                Some("model")
+            }
             GatewayError::ContextLengthExceeded { .. } => Some("messages"),
             _ => None,
         }

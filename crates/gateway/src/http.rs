@@ -4,8 +4,9 @@
 use std::convert::Infallible;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +15,7 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::openai::{ChatCompletionRequest, EmbeddingRequest, ModelList, ModelObject};
-use crate::{Gateway, GatewayError, PUBLIC_TENANT};
+use crate::{Caller, Gateway, GatewayError};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,34 @@ impl Default for HttpOptions {
 struct AppState {
     gateway: Gateway,
     options: HttpOptions,
+}
+
+impl FromRef<AppState> for Gateway {
+    fn from_ref(state: &AppState) -> Gateway {
+        state.gateway.clone()
+    }
+}
+
+/// The checked caller of a request: OpenAI clients send `Authorization: Bearer <key>`, Anthropic clients
+/// `x-api-key: <key>`; both are accepted everywhere.
+pub(crate) struct Authenticated(pub(crate) Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated
+where
+    Gateway: FromRef<S>,
+{
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+        let api_key = parts.headers.get("x-api-key").and_then(|value| value.to_str().ok());
+        let secret = bearer.or(api_key).map(str::trim).filter(|secret| !secret.is_empty());
+        Ok(Authenticated(Gateway::from_ref(state).authenticate(secret).await?))
+    }
 }
 
 /// The `/v1` routes, with OpenAI-style errors for unknown paths and methods under `/v1`.
@@ -79,9 +108,10 @@ fn rejection_to_error(rejection: &JsonRejection, limit_bytes: usize) -> GatewayE
 
 async fn chat_completions(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, GatewayError> {
-    let client = state.gateway.client(PUBLIC_TENANT);
+    let client = state.gateway.client_for(&caller);
     if !request.stream {
         return Ok(Json(client.chat(request).await?).into_response());
     }
@@ -100,9 +130,10 @@ async fn chat_completions(
 
 async fn embeddings(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Response, GatewayError> {
-    let response = state.gateway.client(PUBLIC_TENANT).embeddings(request).await?;
+    let response = state.gateway.client_for(&caller).embeddings(request).await?;
     Ok(Json(response).into_response())
 }
 
@@ -115,11 +146,13 @@ fn model_object(gateway: &Gateway, id: String) -> ModelObject {
     }
 }
 
-async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+async fn list_models(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Json<ModelList> {
+    let client = state.gateway.client_for(&caller);
     let data = state
         .gateway
         .models()
         .into_iter()
+        .filter(|model| client.allows_model(&model.id))
         .map(|model| model_object(&state.gateway, model.id))
         .collect();
     Json(ModelList { object: "list", data })
@@ -127,9 +160,11 @@ async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
 
 async fn get_model(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<ModelObject>, GatewayError> {
-    if state.gateway.models().iter().any(|model| model.id == id) {
+    let visible = state.gateway.client_for(&caller).allows_model(&id);
+    if visible && state.gateway.models().iter().any(|model| model.id == id) {
         Ok(Json(model_object(&state.gateway, id)))
     } else {
         Err(GatewayError::ModelNotFound(id))

@@ -2,27 +2,7 @@
 //! nobody else. It is how every token spent anywhere in flywheel becomes measured demand.
 
 use serde::Serialize;
-use store::{Database, Migration, StoreError};
-
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "usage ledger",
-    sql: "CREATE TABLE usage_ledger (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        request_id TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        tenant TEXT NOT NULL,
-        model TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL,
-        latency_ms REAL NOT NULL,
-        ttft_ms REAL,
-        status TEXT NOT NULL
-    );
-    CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant, created_at);
-    CREATE INDEX usage_ledger_model_time ON usage_ledger (model, created_at);",
-}];
+use store::{Database, StoreError};
 
 /// One ledger row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -31,6 +11,8 @@ pub struct UsageRecord {
     pub request_id: String,
     /// Who spent the tokens.
     pub tenant: String,
+    /// The virtual key used, if any.
+    pub key_id: Option<String>,
     /// The model as the client named it.
     pub model: String,
     /// `chat.completions` or `embeddings`.
@@ -47,6 +29,14 @@ pub struct UsageRecord {
     pub status: String,
 }
 
+/// Who a request is accounted to: a tenant, and the virtual key it came with (none for in-process callers and
+/// for HTTP without auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub(crate) tenant: String,
+    pub(crate) key_id: Option<String>,
+}
+
 /// Writes and reads the ledger table.
 #[derive(Clone, Debug)]
 pub struct UsageLedger {
@@ -54,22 +44,23 @@ pub struct UsageLedger {
 }
 
 impl UsageLedger {
-    /// Opens the ledger, creating its table on first use.
-    pub async fn open(db: Database) -> Result<UsageLedger, StoreError> {
-        db.migrate("gateway", MIGRATIONS).await?;
-        Ok(UsageLedger { db })
+    /// The ledger on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]).
+    pub(crate) fn new(db: Database) -> UsageLedger {
+        UsageLedger { db }
     }
 
     /// Appends one row; a request id is recorded at most once, so a retry of the write cannot charge twice.
     pub async fn record(&self, row: &UsageRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO usage_ledger
-                (request_id, tenant, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
+                 status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(&row.request_id)
         .bind(&row.tenant)
+        .bind(&row.key_id)
         .bind(&row.model)
         .bind(&row.endpoint)
         .bind(row.prompt_tokens)
@@ -85,7 +76,7 @@ impl UsageLedger {
     /// The newest rows first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query_as(
-            "SELECT request_id, tenant, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status
+            "SELECT request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status
              FROM usage_ledger ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
@@ -104,6 +95,7 @@ mod tests {
         UsageRecord {
             request_id: id.to_owned(),
             tenant: "t".to_owned(),
+            key_id: None,
             model: "m".to_owned(),
             endpoint: "chat.completions".to_owned(),
             prompt_tokens: 10,
@@ -116,9 +108,9 @@ mod tests {
 
     #[tokio::test]
     async fn records_each_request_once() {
-        let ledger = UsageLedger::open(Database::open_in_memory().await.unwrap())
-            .await
-            .unwrap();
+        let db = Database::open_in_memory().await.unwrap();
+        crate::schema::migrate(&db).await.unwrap();
+        let ledger = UsageLedger::new(db);
         ledger.record(&row("a")).await.unwrap();
         ledger.record(&row("a")).await.unwrap();
         ledger.record(&row("b")).await.unwrap();

@@ -4,32 +4,51 @@
 //! Invariant: every model request, whether it comes over HTTP or from another crate through [`GatewayClient`],
 //! ends in exactly one ledger row.
 
+mod admin;
 mod chat;
 mod embeddings;
 mod error;
 mod http;
+mod keys;
 mod ledger;
 pub mod metrics;
 mod models;
 pub mod openai;
 mod provider;
+mod schema;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use store::{Database, StoreError};
 
+pub use admin::{router as admin_router, usd_to_micros};
 pub use chat::ChatCompletionStream;
 pub use error::{ErrorBody, ErrorObject, GatewayError};
 pub use http::{HttpOptions, router};
+pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
 pub use ledger::{UsageLedger, UsageRecord};
 pub use models::{ModelInfo, ModelKind, ModelStatus};
 
+use ledger::Account;
 use models::{Backend, ModelCatalog};
 use openai::{ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse};
 
-/// The tenant of HTTP requests while keys and tenants are not configured.
+/// The tenant of HTTP requests while no master key is set (auth off).
 pub const PUBLIC_TENANT: &str = "public";
+/// The tenant of model calls made with the master key.
+pub const ADMIN_TENANT: &str = "admin";
+
+/// Who is calling, once their key (if any) has been checked.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Auth is off (no master key): everyone is the public tenant, and the admin API is open.
+    Anonymous,
+    /// The master key: the admin API, and model calls as the admin tenant.
+    Admin,
+    /// A tenant's virtual key.
+    Key(Box<KeyInfo>),
+}
 
 /// The gateway. Cheap to clone: clones share the catalog and the ledger.
 #[derive(Clone)]
@@ -40,19 +59,79 @@ pub struct Gateway {
 struct Inner {
     models: ModelCatalog,
     ledger: UsageLedger,
+    keys: KeyStore,
+    /// SHA-256 of the master key; `None` means auth is off.
+    master_key_hash: Option<String>,
     started_at: i64,
 }
 
 impl Gateway {
-    /// Opens the gateway on `db`, creating the ledger table on first use.
-    pub async fn open(db: Database) -> Result<Gateway, StoreError> {
+    /// Opens the gateway on `db`, bringing its tables up to date. With a `master_key`, every request must carry
+    /// a valid key; without one, auth is off (for local use).
+    pub async fn open(db: Database, master_key: Option<&str>) -> Result<Gateway, StoreError> {
+        schema::migrate(&db).await?;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 models: ModelCatalog::default(),
-                ledger: UsageLedger::open(db).await?,
+                ledger: UsageLedger::new(db.clone()),
+                keys: KeyStore::new(db),
+                master_key_hash: master_key.map(keys::hash_secret),
                 started_at: chat::unix_seconds(),
             }),
         })
+    }
+
+    /// Whether requests must carry a key.
+    pub fn auth_enabled(&self) -> bool {
+        self.inner.master_key_hash.is_some()
+    }
+
+    /// The tenants' virtual keys.
+    pub fn keys(&self) -> &KeyStore {
+        &self.inner.keys
+    }
+
+    /// Checks the secret a request presented (`None` when it presented none).
+    pub async fn authenticate(&self, secret: Option<&str>) -> Result<Caller, GatewayError> {
+        let Some(master_key_hash) = &self.inner.master_key_hash else {
+            return Ok(Caller::Anonymous);
+        };
+        let secret = secret.ok_or_else(|| {
+            GatewayError::Unauthorized(
+                "no API key; send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".to_owned(),
+            )
+        })?;
+        if &keys::hash_secret(secret) == master_key_hash {
+            return Ok(Caller::Admin);
+        }
+        match self
+            .inner
+            .keys
+            .authenticate(secret)
+            .await
+            .map_err(|error| GatewayError::Internal(error.to_string()))?
+        {
+            Ok(key) => Ok(Caller::Key(Box::new(key))),
+            Err(Rejection::Unknown) => Err(GatewayError::Unauthorized("the API key is not valid".to_owned())),
+            Err(Rejection::Revoked) => Err(GatewayError::Unauthorized("the API key has been revoked".to_owned())),
+            Err(Rejection::Expired) => Err(GatewayError::Unauthorized("the API key has expired".to_owned())),
+        }
+    }
+
+    /// A client acting for `caller`: its tenant pays, its key's model list applies.
+    pub fn client_for(&self, caller: &Caller) -> GatewayClient {
+        match caller {
+            Caller::Anonymous => self.client(PUBLIC_TENANT),
+            Caller::Admin => self.client(ADMIN_TENANT),
+            Caller::Key(key) => GatewayClient {
+                gateway: self.clone(),
+                account: Account {
+                    tenant: key.tenant.clone(),
+                    key_id: Some(key.id.clone()),
+                },
+                allowed_models: key.models.clone(),
+            },
+        }
     }
 
     /// Announces a model that is still loading: requests for it get 503 "loading", not 404.
@@ -96,7 +175,11 @@ impl Gateway {
     pub fn client(&self, tenant: &str) -> GatewayClient {
         GatewayClient {
             gateway: self.clone(),
-            tenant: tenant.to_owned(),
+            account: Account {
+                tenant: tenant.to_owned(),
+                key_id: None,
+            },
+            allowed_models: None,
         }
     }
 
@@ -109,20 +192,39 @@ impl Gateway {
 #[derive(Clone)]
 pub struct GatewayClient {
     gateway: Gateway,
-    tenant: String,
+    account: Account,
+    /// The key's model list; `None` means every model.
+    allowed_models: Option<Vec<String>>,
 }
 
 impl GatewayClient {
     /// The tenant this client's requests are accounted to.
     pub fn tenant(&self) -> &str {
-        &self.tenant
+        &self.account.tenant
+    }
+
+    /// Whether this client may call `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|allowed| allowed == model))
+    }
+
+    /// The backend serving `model`, if this client may call it.
+    fn backend(&self, model: &str) -> Result<Backend, GatewayError> {
+        let backend = self.gateway.inner.models.backend(model)?;
+        if self.allows_model(model) {
+            Ok(backend)
+        } else {
+            Err(GatewayError::ModelNotAllowed(model.to_owned()))
+        }
     }
 
     /// A chat completion, streamed chunk by chunk. `request.stream` is ignored: this is always a stream.
     pub async fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream, GatewayError> {
         let started = Instant::now();
         let model = request.model.clone();
-        let provider = match self.gateway.inner.models.backend(&model) {
+        let provider = match self.backend(&model) {
             Ok(Backend::Chat(provider)) => provider,
             Ok(Backend::Embedding(_)) => {
                 let error = GatewayError::WrongModelKind {
@@ -139,7 +241,7 @@ impl GatewayClient {
         };
         chat::start(chat::ChatRun {
             ledger: self.gateway.inner.ledger.clone(),
-            tenant: self.tenant.clone(),
+            account: self.account.clone(),
             model,
             provider,
             validated,
@@ -165,9 +267,9 @@ impl GatewayClient {
     /// Embeddings for one or more inputs.
     pub async fn embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, GatewayError> {
         let started = Instant::now();
-        match self.gateway.inner.models.backend(&request.model) {
+        match self.backend(&request.model) {
             Ok(Backend::Embedding(provider)) => {
-                embeddings::run(&self.gateway.inner.ledger, &self.tenant, provider.as_ref(), request).await
+                embeddings::run(&self.gateway.inner.ledger, &self.account, provider.as_ref(), request).await
             }
             Ok(Backend::Chat(_)) => {
                 let error = GatewayError::WrongModelKind {
@@ -189,7 +291,8 @@ impl GatewayClient {
         };
         let row = UsageRecord {
             request_id: chat::new_request_id(prefix),
-            tenant: self.tenant.clone(),
+            tenant: self.account.tenant.clone(),
+            key_id: self.account.key_id.clone(),
             model: model.to_owned(),
             endpoint: endpoint.to_owned(),
             prompt_tokens: 0,

@@ -23,6 +23,11 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits until `/readyz` says ready.
     pub async fn start() -> Server {
+        Server::start_with(&[]).await
+    }
+
+    /// Starts the server with extra `flywheel up` arguments.
+    pub async fn start_with(extra_args: &[&str]) -> Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
             .args(["up", "--listen", "127.0.0.1:0", "--threads", "1"])
@@ -30,6 +35,7 @@ impl Server {
             .arg(data_dir.path())
             .arg("--models-dir")
             .arg(models_dir())
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

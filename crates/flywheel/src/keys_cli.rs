@@ -1,0 +1,161 @@
+//! `flywheel keys ...`: manage tenants' virtual keys directly in the database, with the server up or down.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gateway::{Gateway, KeyInfo, NewKey};
+
+/// `flywheel keys` flags.
+#[derive(Args)]
+pub struct KeysArgs {
+    /// Directory holding the database [default: ./.flywheel]
+    #[arg(long, env = "FLYWHEEL_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a tenant and print its secret (shown this once only) on stdout.
+    Create {
+        /// The tenant the key spends for.
+        #[arg(long)]
+        tenant: String,
+        /// A label for people.
+        #[arg(long)]
+        name: Option<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// Spending limit in US dollars.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// Models the key may call, comma-separated [default: all]
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Days until the key expires [default: never]
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a key a new secret and print it; the old secret stops working at once.
+    Rotate {
+        /// The key's id (`key_...`).
+        id: String,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke {
+        /// The key's id (`key_...`).
+        id: String,
+    },
+}
+
+/// Runs a `flywheel keys` command.
+pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(|| PathBuf::from(".flywheel"));
+    let db = store::Database::open_in_data_dir(&data_dir)
+        .await
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let gateway = Gateway::open(db.clone(), None)
+        .await
+        .context("preparing the gateway's tables")?;
+    let keys = gateway.keys();
+    let outcome = async {
+        match args.command {
+            KeysCommand::Create {
+                tenant,
+                name,
+                rpm,
+                tpm,
+                budget_usd,
+                models,
+                expires_in_days,
+            } => {
+                let new = NewKey {
+                    tenant,
+                    name,
+                    models,
+                    rpm,
+                    tpm,
+                    budget_micros: budget_usd.map(gateway::usd_to_micros).transpose()?,
+                    expires_at: expires_in_days.map(|days| unix_now() + i64::from(days) * 86_400),
+                    metadata: None,
+                };
+                let issued = keys.create(new).await?;
+                eprintln!("created {} for tenant {}", issued.info.id, issued.info.tenant);
+                println!("{}", issued.key);
+            }
+            KeysCommand::List { json } => {
+                let all = keys.list().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                } else {
+                    print_table(&all);
+                }
+            }
+            KeysCommand::Rotate { id } => {
+                let issued = keys.rotate(&id).await?;
+                eprintln!("rotated {}", issued.info.id);
+                println!("{}", issued.key);
+            }
+            KeysCommand::Revoke { id } => {
+                let key = keys.revoke(&id).await?;
+                eprintln!("revoked {} (tenant {})", key.id, key.tenant);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    db.close().await;
+    outcome
+}
+
+fn print_table(keys: &[KeyInfo]) {
+    println!(
+        "{:<36}  {:<16}  {:<12}  {:<8}  {:<8}  {:<12}  {:<20}  status",
+        "id", "tenant", "prefix", "rpm", "tpm", "budget usd", "models"
+    );
+    for key in keys {
+        let limit = |value: Option<u32>| value.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let budget = key
+            .budget_micros
+            .map_or_else(|| "-".to_owned(), |micros| format!("{:.2}", micros as f64 / 1e6));
+        let models = key
+            .models
+            .as_ref()
+            .map_or_else(|| "all".to_owned(), |models| models.join(","));
+        let status = if key.revoked_at.is_some() {
+            "revoked"
+        } else if key.expires_at.is_some_and(|at| at <= unix_now()) {
+            "expired"
+        } else {
+            "active"
+        };
+        println!(
+            "{:<36}  {:<16}  {:<12}  {:<8}  {:<8}  {:<12}  {:<20}  {status}",
+            key.id,
+            key.tenant,
+            key.prefix,
+            limit(key.rpm),
+            limit(key.tpm),
+            budget,
+            models
+        );
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,223 @@
+//! Keys and tenants end to end: the master key, virtual keys from the admin API and from the CLI, model lists,
+//! rotation and revocation, and the ledger's record of who spent what.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+const MASTER: &str = "fw-master-key-for-tests-0123456789";
+const CHAT_MODEL: &str = "smollm2-135m-instruct";
+const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+
+async fn call(server: &Server, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "GET" => client.get(server.url(path)),
+        "DELETE" => client.delete(server.url(path)),
+        _ => client.post(server.url(path)),
+    };
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn chat() -> Option<Value> {
+    Some(json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}))
+}
+
+fn cli(server: &Server, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
+    let mut server = Server::start_with(&["--master-key", MASTER]).await;
+
+    // Without a valid key: 401 in OpenAI's shape.
+    for key in [None, Some("fw-not-a-key")] {
+        let (status, body) = call(&server, key, "POST", "/v1/chat/completions", chat()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("invalid_api_key")),
+            "{body}"
+        );
+        assert_eq!(body["error"]["type"], "authentication_error");
+    }
+    assert_eq!(call(&server, None, "GET", "/v1/models", None).await.0, 401);
+    assert_eq!(call(&server, None, "GET", "/admin/keys", None).await.0, 401);
+
+    // The master key creates a key for a tenant, with all models.
+    let (status, created) = call(
+        &server,
+        Some(MASTER),
+        "POST",
+        "/admin/keys",
+        Some(json!({"tenant": "acme", "name": "web app", "budget_usd": 5.5})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let acme_key = created["key"].as_str().unwrap().to_owned();
+    let acme_id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["budget_micros"], 5_500_000);
+    assert_eq!(
+        call(&server, Some(&acme_key), "POST", "/v1/chat/completions", chat())
+            .await
+            .0,
+        200
+    );
+    // Anthropic-style header works too.
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/embeddings"))
+        .header("x-api-key", &acme_key)
+        .json(&json!({"model": EMBEDDING_MODEL, "input": "sofa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A tenant key is not an admin key.
+    let (status, body) = call(&server, Some(&acme_key), "GET", "/admin/keys", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("admin_required")));
+
+    // The CLI creates a key limited to the embedder, with the server running.
+    let output = cli(
+        &server,
+        &[
+            "create",
+            "--tenant",
+            "globex",
+            "--models",
+            EMBEDDING_MODEL,
+            "--rpm",
+            "60",
+        ],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let globex_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(globex_key.starts_with("fw-"));
+    let (status, body) = call(&server, Some(&globex_key), "POST", "/v1/chat/completions", chat()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_not_allowed")),
+        "{body}"
+    );
+    let (_, models) = call(&server, Some(&globex_key), "GET", "/v1/models", None).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [EMBEDDING_MODEL]);
+    let (status, _) = call(
+        &server,
+        Some(&globex_key),
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": EMBEDDING_MODEL, "input": "x"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Listing never shows secrets.
+    let (status, listed) = call(&server, Some(MASTER), "GET", "/admin/keys", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains(&acme_key[3..]));
+    let output = cli(&server, &["list"]);
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.contains("acme") && table.contains("globex") && !table.contains(&globex_key[3..]),
+        "{table}"
+    );
+
+    // Rotation: the old secret stops at once, the new one works.
+    let (status, rotated) = call(
+        &server,
+        Some(MASTER),
+        "POST",
+        &format!("/admin/keys/{acme_id}/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rotated_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&server, Some(&acme_key), "POST", "/v1/chat/completions", chat())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        call(&server, Some(&rotated_key), "POST", "/v1/chat/completions", chat())
+            .await
+            .0,
+        200
+    );
+
+    // Revocation, and errors for unknown keys and bad bodies.
+    let (status, revoked) = call(&server, Some(MASTER), "DELETE", &format!("/admin/keys/{acme_id}"), None).await;
+    assert_eq!(status, 200);
+    assert!(revoked["revoked_at"].is_i64());
+    let (status, body) = call(&server, Some(&rotated_key), "POST", "/v1/chat/completions", chat()).await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
+    assert_eq!(
+        call(&server, Some(MASTER), "DELETE", "/admin/keys/key_nope", None)
+            .await
+            .0,
+        404
+    );
+    for bad in [
+        json!({"tenant": ""}),
+        json!({"tenant": "x", "budget_usd": -1}),
+        json!({"tenat": "x"}),
+    ] {
+        let (status, body) = call(&server, Some(MASTER), "POST", "/admin/keys", Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let output = cli(&server, &["revoke", "key_nope"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no key has the id 'key_nope'"));
+
+    // The master key may call models too, as the admin tenant.
+    assert_eq!(
+        call(&server, Some(MASTER), "POST", "/v1/chat/completions", chat())
+            .await
+            .0,
+        200
+    );
+
+    assert!(server.terminate().success());
+    let rows: Vec<(String, Option<String>, String)> =
+        sqlx::query_as("SELECT tenant, key_id, status FROM usage_ledger ORDER BY id")
+            .fetch_all(&server.database().await)
+            .await
+            .unwrap();
+    let acme: Vec<_> = rows.iter().filter(|row| row.0 == "acme").collect();
+    assert_eq!(acme.len(), 3, "{rows:?}");
+    assert!(
+        acme.iter()
+            .all(|row| row.1.as_deref() == Some(acme_id.as_str()) && row.2 == "ok")
+    );
+    let globex: Vec<&str> = rows
+        .iter()
+        .filter(|row| row.0 == "globex")
+        .map(|row| row.2.as_str())
+        .collect();
+    assert_eq!(globex, ["model_not_allowed", "ok"]);
+    assert!(rows.iter().any(|row| row.0 == "admin" && row.1.is_none()));
+}

@@ -1,0 +1,122 @@
+//! The admin API for tenants' virtual keys: `/admin/keys` to create and list, `/admin/keys/{id}` to read and
+//! revoke, `/admin/keys/{id}/rotate` for a new secret. It needs the master key; with auth off (no master key,
+//! local use) it is open like everything else.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::http::Authenticated;
+use crate::{Caller, Gateway, GatewayError, IssuedKey, KeyInfo, NewKey};
+
+/// The `/admin` routes.
+pub fn router(gateway: Gateway) -> Router {
+    let admin = Router::new()
+        .route("/keys", post(create_key).get(list_keys))
+        .route("/keys/{id}", get(get_key).delete(revoke_key))
+        .route("/keys/{id}/rotate", post(rotate_key))
+        .fallback(|request: axum::extract::Request| async move {
+            GatewayError::RouteNotFound {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+            }
+        })
+        .with_state(gateway);
+    Router::new().nest("/admin", admin)
+}
+
+fn require_admin(caller: &Caller) -> Result<(), GatewayError> {
+    match caller {
+        Caller::Admin | Caller::Anonymous => Ok(()),
+        Caller::Key(_) => Err(GatewayError::AdminOnly),
+    }
+}
+
+/// `POST /admin/keys` body: the key's limits, with the budget in dollars for people.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    tenant: String,
+    name: Option<String>,
+    models: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget_usd: Option<f64>,
+    expires_at: Option<i64>,
+    metadata: Option<serde_json::Value>,
+}
+
+/// Dollars to integer micro-dollars, refusing what is not a sane amount (negative, NaN, infinite, absurd).
+pub fn usd_to_micros(usd: f64) -> Result<i64, GatewayError> {
+    if !(0.0..=1e12).contains(&usd) {
+        return Err(GatewayError::invalid(
+            "budget_usd",
+            "'budget_usd' must be a non-negative amount of dollars",
+        ));
+    }
+    // Rounded to the nearest micro-dollar; the range check above keeps it inside i64.
+    Ok((usd * 1e6).round() as i64)
+}
+
+async fn create_key(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    body: Result<Json<CreateKey>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedKey>), GatewayError> {
+    require_admin(&caller)?;
+    let Json(body) = body.map_err(|rejection| GatewayError::InvalidRequest {
+        message: format!("invalid JSON body: {}", rejection.body_text()),
+        param: None,
+    })?;
+    let new = NewKey {
+        tenant: body.tenant,
+        name: body.name,
+        models: body.models,
+        rpm: body.rpm,
+        tpm: body.tpm,
+        budget_micros: body.budget_usd.map(usd_to_micros).transpose()?,
+        expires_at: body.expires_at,
+        metadata: body.metadata,
+    };
+    Ok((StatusCode::CREATED, Json(gateway.keys().create(new).await?)))
+}
+
+async fn list_keys(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    Ok(Json(
+        serde_json::json!({ "object": "list", "data": gateway.keys().list().await? }),
+    ))
+}
+
+async fn get_key(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<KeyInfo>, GatewayError> {
+    require_admin(&caller)?;
+    Ok(Json(gateway.keys().get(&id).await?))
+}
+
+async fn revoke_key(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<KeyInfo>, GatewayError> {
+    require_admin(&caller)?;
+    Ok(Json(gateway.keys().revoke(&id).await?))
+}
+
+async fn rotate_key(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<IssuedKey>, GatewayError> {
+    require_admin(&caller)?;
+    Ok(Json(gateway.keys().rotate(&id).await?))
+}

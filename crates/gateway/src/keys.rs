@@ -1,0 +1,405 @@
+//! Tenants and virtual keys: creation, listing, rotation and revocation, and resolving a presented secret to the
+//! key it belongs to. Secrets are shown once, at creation or rotation, and stored only as SHA-256 hashes: they
+//! are 256-bit random values, so a fast hash is as safe as a slow one and keeps authentication cheap.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::{Database, StoreError};
+
+/// Every secret starts with this, so leaked keys are easy to recognise and scan for.
+const SECRET_PREFIX: &str = "fw-";
+/// How much of the secret is kept in clear to tell keys apart in listings.
+const SHOWN_PREFIX_CHARS: usize = 10;
+
+/// What a new key may do; `None` means no restriction.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// The tenant the key spends for; created on first use.
+    pub tenant: String,
+    /// A label for people.
+    pub name: Option<String>,
+    /// Models the key may call; absent means all.
+    pub models: Option<Vec<String>>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens (prompt + completion) per minute.
+    pub tpm: Option<u32>,
+    /// Spending limit in micro-dollars.
+    pub budget_micros: Option<i64>,
+    /// Expiry, Unix seconds.
+    pub expires_at: Option<i64>,
+    /// Free-form metadata kept with the key.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A key as stored, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyInfo {
+    /// Stable id (`key_...`), used to rotate and revoke.
+    pub id: String,
+    /// The tenant it spends for.
+    pub tenant: String,
+    /// The label.
+    pub name: Option<String>,
+    /// The first characters of the secret.
+    pub prefix: String,
+    /// Models it may call; `None` means all.
+    pub models: Option<Vec<String>>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u32>,
+    /// Spending limit in micro-dollars.
+    pub budget_micros: Option<i64>,
+    /// Expiry, Unix seconds.
+    pub expires_at: Option<i64>,
+    /// Metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Revocation time, Unix seconds, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl KeyInfo {
+    /// Whether this key may call `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|allowed| allowed == model))
+    }
+}
+
+/// A key with its secret, returned only when the secret is made.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedKey {
+    /// The secret to hand to the client; not stored anywhere.
+    pub key: String,
+    /// The key's stored record.
+    #[serde(flatten)]
+    pub info: KeyInfo,
+}
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The request to create a key is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No key has that id.
+    #[error("no key has the id '{0}'")]
+    NotFound(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for KeyError {
+    fn from(error: sqlx::Error) -> Self {
+        KeyError::Store(StoreError::Sql(error))
+    }
+}
+
+/// Why a presented secret was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// No key has this secret.
+    Unknown,
+    /// The key was revoked.
+    Revoked,
+    /// The key has expired.
+    Expired,
+}
+
+/// The keys table.
+#[derive(Clone, Debug)]
+pub struct KeyStore {
+    db: Database,
+}
+
+type KeyRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+const KEY_COLUMNS: &str = "id, tenant, name, prefix, models, rpm, tpm, budget_micros, expires_at, metadata, \
+    created_at, revoked_at";
+
+impl KeyStore {
+    /// The key store on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Public so
+    /// that the CLI can manage keys with the server down.
+    pub fn new(db: Database) -> KeyStore {
+        KeyStore { db }
+    }
+
+    /// Creates a key and returns it with its secret.
+    pub async fn create(&self, new: NewKey) -> Result<IssuedKey, KeyError> {
+        let tenant = new.tenant.trim();
+        if tenant.is_empty() || tenant.len() > 128 {
+            return Err(KeyError::Invalid("'tenant' must be 1 to 128 characters".to_owned()));
+        }
+        if let Some(models) = &new.models
+            && (models.is_empty() || models.iter().any(|model| model.trim().is_empty()))
+        {
+            return Err(KeyError::Invalid(
+                "'models' must list at least one non-empty model id".to_owned(),
+            ));
+        }
+        if new.budget_micros.is_some_and(|budget| budget < 0) {
+            return Err(KeyError::Invalid("'budget' must not be negative".to_owned()));
+        }
+        if new.expires_at.is_some_and(|at| at <= unix_now()) {
+            return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
+        }
+        let id = format!("key_{}", uuid::Uuid::new_v4().simple());
+        let secret = new_secret();
+        let models = new.models.as_ref().map(|models| serde_json::json!(models).to_string());
+        let metadata = new.metadata.as_ref().map(serde_json::Value::to_string);
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, expires_at,
+                                   metadata, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(tenant)
+        .bind(&new.name)
+        .bind(hash_secret(&secret))
+        .bind(shown_prefix(&secret))
+        .bind(models)
+        .bind(new.rpm)
+        .bind(new.tpm)
+        .bind(new.budget_micros)
+        .bind(new.expires_at)
+        .bind(metadata)
+        .bind(unix_now())
+        .execute(self.db.pool())
+        .await?;
+        Ok(IssuedKey {
+            key: secret,
+            info: self.get(&id).await?,
+        })
+    }
+
+    /// Every key, newest first, without secrets.
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+        )))
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.into_iter().map(key_info).collect())
+    }
+
+    /// One key by id.
+    pub async fn get(&self, id: &str) -> Result<KeyInfo, KeyError> {
+        let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(key_info).ok_or_else(|| KeyError::NotFound(id.to_owned()))
+    }
+
+    /// Gives the key a new secret; the old one stops working at once.
+    pub async fn rotate(&self, id: &str) -> Result<IssuedKey, KeyError> {
+        let secret = new_secret();
+        let updated = sqlx::query("UPDATE api_keys SET key_hash = ?, prefix = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(hash_secret(&secret))
+            .bind(shown_prefix(&secret))
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(KeyError::NotFound(id.to_owned()));
+        }
+        Ok(IssuedKey {
+            key: secret,
+            info: self.get(id).await?,
+        })
+    }
+
+    /// Revokes the key; revoking twice is harmless.
+    pub async fn revoke(&self, id: &str) -> Result<KeyInfo, KeyError> {
+        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(unix_now())
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        self.get(id).await
+    }
+
+    /// The key a client presented, if it is valid now.
+    pub async fn authenticate(&self, secret: &str) -> Result<Result<KeyInfo, Rejection>, KeyError> {
+        let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+        )))
+        .bind(hash_secret(secret))
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(key) = row.map(key_info) else {
+            return Ok(Err(Rejection::Unknown));
+        };
+        if key.revoked_at.is_some() {
+            return Ok(Err(Rejection::Revoked));
+        }
+        if key.expires_at.is_some_and(|at| at <= unix_now()) {
+            return Ok(Err(Rejection::Expired));
+        }
+        Ok(Ok(key))
+    }
+}
+
+fn key_info(row: KeyRow) -> KeyInfo {
+    let (id, tenant, name, prefix, models, rpm, tpm, budget_micros, expires_at, metadata, created_at, revoked_at) = row;
+    KeyInfo {
+        id,
+        tenant,
+        name,
+        prefix,
+        models: models.and_then(|json| serde_json::from_str(&json).ok()),
+        rpm: rpm.and_then(|n| u32::try_from(n).ok()),
+        tpm: tpm.and_then(|n| u32::try_from(n).ok()),
+        budget_micros,
+        expires_at,
+        metadata: metadata.and_then(|json| serde_json::from_str(&json).ok()),
+        created_at,
+        revoked_at,
+    }
+}
+
+fn new_secret() -> String {
+    // Two v4 UUIDs: 244 bits from the operating system's secure random source.
+    format!(
+        "{SECRET_PREFIX}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn shown_prefix(secret: &str) -> String {
+    secret.chars().take(SHOWN_PREFIX_CHARS).collect()
+}
+
+pub(crate) fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn store() -> KeyStore {
+        let db = Database::open_in_memory().await.unwrap();
+        crate::schema::migrate(&db).await.unwrap();
+        KeyStore::new(db)
+    }
+
+    #[tokio::test]
+    async fn secrets_are_shown_once_and_stored_hashed() {
+        let keys = store().await;
+        let issued = keys
+            .create(NewKey {
+                tenant: "acme".to_owned(),
+                ..NewKey::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            issued.key.starts_with("fw-") && issued.key.len() == 67,
+            "{}",
+            issued.key
+        );
+        let stored: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM api_keys")
+            .fetch_all(keys.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored[0].0, hash_secret(&issued.key));
+        assert!(!stored[0].0.contains(&issued.key[3..]));
+        assert_eq!(keys.authenticate(&issued.key).await.unwrap().unwrap().tenant, "acme");
+        assert_eq!(keys.authenticate("fw-wrong").await.unwrap(), Err(Rejection::Unknown));
+    }
+
+    #[tokio::test]
+    async fn rotation_and_revocation_take_effect_at_once() {
+        let keys = store().await;
+        let issued = keys
+            .create(NewKey {
+                tenant: "acme".to_owned(),
+                ..NewKey::default()
+            })
+            .await
+            .unwrap();
+        let rotated = keys.rotate(&issued.info.id).await.unwrap();
+        assert_eq!(keys.authenticate(&issued.key).await.unwrap(), Err(Rejection::Unknown));
+        assert!(keys.authenticate(&rotated.key).await.unwrap().is_ok());
+        keys.revoke(&issued.info.id).await.unwrap();
+        assert_eq!(keys.authenticate(&rotated.key).await.unwrap(), Err(Rejection::Revoked));
+        assert!(matches!(keys.rotate(&issued.info.id).await, Err(KeyError::NotFound(_))));
+        assert!(matches!(keys.revoke("key_nope").await, Err(KeyError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn model_lists_and_bad_requests() {
+        let keys = store().await;
+        let issued = keys
+            .create(NewKey {
+                tenant: "t".to_owned(),
+                models: Some(vec!["a".to_owned()]),
+                ..NewKey::default()
+            })
+            .await
+            .unwrap();
+        assert!(issued.info.allows_model("a") && !issued.info.allows_model("b"));
+        for bad in [
+            NewKey {
+                tenant: " ".to_owned(),
+                ..NewKey::default()
+            },
+            NewKey {
+                tenant: "t".to_owned(),
+                models: Some(vec![]),
+                ..NewKey::default()
+            },
+            NewKey {
+                tenant: "t".to_owned(),
+                budget_micros: Some(-1),
+                ..NewKey::default()
+            },
+            NewKey {
+                tenant: "t".to_owned(),
+                expires_at: Some(1),
+                ..NewKey::default()
+            },
+        ] {
+            assert!(matches!(keys.create(bad).await, Err(KeyError::Invalid(_))));
+        }
+        assert_eq!(keys.list().await.unwrap().len(), 1);
+    }
+}
