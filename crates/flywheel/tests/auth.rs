@@ -221,3 +221,64 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
     assert_eq!(globex, ["model_not_allowed", "ok"]);
     assert!(rows.iter().any(|row| row.0 == "admin" && row.1.is_none()));
 }
+
+#[tokio::test]
+async fn rate_limits_per_key_with_headers_and_429() {
+    let mut server = Server::start_with(&["--master-key", MASTER]).await;
+    let create = |body: Value| {
+        let server = &server;
+        async move {
+            call(server, Some(MASTER), "POST", "/admin/keys", Some(body)).await.1["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let rpm_key = create(json!({"tenant": "acme", "rpm": 2})).await;
+    let tpm_key = create(json!({"tenant": "acme", "tpm": 10})).await;
+    let client = reqwest::Client::new();
+    let send = |key: String| {
+        client
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}))
+            .send()
+    };
+
+    for remaining in ["1", "0"] {
+        let response = send(rpm_key.clone()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-limit-requests"], "2");
+        assert_eq!(response.headers()["x-ratelimit-remaining-requests"], remaining);
+    }
+    let refused = send(rpm_key.clone()).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    // Tokens: the first request spends more than the 10-token minute, so the next one waits.
+    let first = send(tpm_key.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-remaining-tokens"], "10");
+    let second = send(tpm_key.clone()).await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(
+        second.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens")
+    );
+
+    assert!(server.terminate().success());
+    let statuses: Vec<(String,)> = sqlx::query_as("SELECT status FROM usage_ledger ORDER BY id")
+        .fetch_all(&server.database().await)
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = statuses.iter().map(|row| row.0.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["ok", "ok", "rate_limit_exceeded", "ok", "rate_limit_exceeded"]
+    );
+}

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::{Stream, StreamExt};
 
 use crate::GatewayError;
-use crate::ledger::{Account, UsageLedger, UsageRecord};
+use crate::ledger::{Account, UsageRecord, UsageSink};
 use crate::metrics;
 use crate::openai::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta,
@@ -219,7 +219,7 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
 
 /// Everything needed to run one chat request and account for it.
 pub(crate) struct ChatRun {
-    pub(crate) ledger: UsageLedger,
+    pub(crate) sink: UsageSink,
     pub(crate) account: Account,
     pub(crate) model: String,
     pub(crate) provider: Arc<dyn ChatProvider>,
@@ -230,7 +230,7 @@ pub(crate) struct ChatRun {
 /// Starts the provider and returns the chunk stream; fails before any chunk when the provider refuses.
 pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayError> {
     let ChatRun {
-        ledger,
+        sink,
         account,
         model,
         provider,
@@ -238,14 +238,7 @@ pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayE
         started,
     } = run;
     let include_usage = validated.include_usage;
-    let mut tracker = UsageTracker::new(
-        ledger,
-        account,
-        model.clone(),
-        "chatcmpl",
-        started,
-        Arc::clone(&provider),
-    );
+    let mut tracker = UsageTracker::new(sink, account, model.clone(), "chatcmpl", started, Arc::clone(&provider));
     let mut events = match provider.start(validated.request).await {
         Ok(events) => events,
         Err(error) => {
@@ -372,7 +365,7 @@ pub(crate) fn new_request_id(prefix: &str) -> String {
 /// Owns one request's ledger row. Finishing writes it; dropping it unfinished (the client went away) writes it
 /// as `cancelled` from a spawned task, with the tokens generated so far.
 pub(crate) struct UsageTracker {
-    ledger: UsageLedger,
+    sink: UsageSink,
     pending: Option<UsageRecord>,
     started: Instant,
     first_token: Option<Instant>,
@@ -383,7 +376,7 @@ pub(crate) struct UsageTracker {
 
 impl UsageTracker {
     pub(crate) fn new(
-        ledger: UsageLedger,
+        sink: UsageSink,
         account: Account,
         model: String,
         id_prefix: &str,
@@ -391,7 +384,7 @@ impl UsageTracker {
         provider: Arc<dyn ChatProvider>,
     ) -> UsageTracker {
         UsageTracker {
-            ledger,
+            sink,
             pending: Some(UsageRecord {
                 request_id: new_request_id(id_prefix),
                 tenant: account.tenant,
@@ -452,7 +445,7 @@ impl UsageTracker {
 
     async fn finish(&mut self, status: &str, prompt_tokens: u32, completion_tokens: u32) {
         if let Some(row) = self.complete(status, prompt_tokens, completion_tokens) {
-            write_row(&self.ledger, row).await;
+            self.sink.write(row).await;
         }
     }
 }
@@ -464,9 +457,9 @@ impl Drop for UsageTracker {
         }
         let (prompt, completion) = self.tokens_so_far();
         if let Some(row) = self.complete("cancelled", prompt, completion) {
-            let ledger = self.ledger.clone();
+            let sink = self.sink.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { write_row(&ledger, row).await });
+                runtime.spawn(async move { sink.write(row).await });
             } else {
                 tracing::error!(
                     request_id = row.request_id,
@@ -474,12 +467,6 @@ impl Drop for UsageTracker {
                 );
             }
         }
-    }
-}
-
-pub(crate) async fn write_row(ledger: &UsageLedger, row: UsageRecord) {
-    if let Err(error) = ledger.record(&row).await {
-        tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
     }
 }
 

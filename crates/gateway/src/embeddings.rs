@@ -6,8 +6,8 @@ use std::time::Instant;
 use base64::Engine as _;
 
 use crate::GatewayError;
-use crate::chat::{new_request_id, write_row};
-use crate::ledger::{Account, UsageLedger, UsageRecord};
+use crate::chat::new_request_id;
+use crate::ledger::{Account, UsageRecord, UsageSink};
 use crate::metrics;
 use crate::openai::{
     EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector,
@@ -88,7 +88,7 @@ fn encode(vector: Vec<f32>, encoding: &Encoding) -> EmbeddingVector {
 }
 
 pub(crate) async fn run(
-    ledger: &UsageLedger,
+    sink: &UsageSink,
     account: &Account,
     provider: &dyn EmbeddingProvider,
     request: EmbeddingRequest,
@@ -120,7 +120,7 @@ pub(crate) async fn run(
         ttft_ms: None,
         status: status.to_owned(),
     };
-    write_row(ledger, row).await;
+    sink.write(row).await;
     let (output, encoding) = outcome?;
     Ok(EmbeddingResponse {
         object: "list",

@@ -93,6 +93,16 @@ pub enum GatewayError {
     /// No virtual key has this id.
     #[error("no key has the id '{0}'")]
     KeyNotFound(String),
+    /// The key is over one of its rate limits.
+    #[error("rate limit reached: this key may make {limit} {what} per minute; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// `requests` or `tokens`.
+        what: &'static str,
+        /// The limit per minute.
+        limit: u32,
+        /// When a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// Something on our side failed (the database, most likely).
     #[error("internal error: {0}")]
     Internal(String),
@@ -128,6 +138,7 @@ impl GatewayError {
                 StatusCode::NOT_FOUND
             }
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::ModelNotAllowed(_) | GatewayError::AdminOnly => StatusCode::FORBIDDEN,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -144,6 +155,7 @@ impl GatewayError {
             StatusCode::NOT_FOUND => "not_found_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             status if status.is_client_error() => "invalid_request_error",
             _ => "server_error",
         }
@@ -169,6 +181,7 @@ impl GatewayError {
             GatewayError::AdminOnly => "admin_required",
             GatewayError::KeyNotFound(_) => "key_not_found",
             GatewayError::Internal(_) => "internal_error",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
         }
     }
 
@@ -222,11 +235,15 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
+        let retry_after = match self {
+            GatewayError::RateLimited { retry_after_secs, .. } => Some(retry_after_secs),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }

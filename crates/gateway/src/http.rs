@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::openai::{ChatCompletionRequest, EmbeddingRequest, ModelList, ModelObject};
-use crate::{Caller, Gateway, GatewayError};
+use crate::{Caller, Gateway, GatewayError, LimitStatus};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone, Copy)]
@@ -112,20 +112,42 @@ async fn chat_completions(
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, GatewayError> {
     let client = state.gateway.client_for(&caller);
-    if !request.stream {
-        return Ok(Json(client.chat(request).await?).into_response());
+    let limits = client.admit(crate::chat::ENDPOINT, &request.model).await?;
+    let response = if request.stream {
+        let chunks = client.chat_stream(request).await?;
+        let events = chunks
+            .map(|chunk| {
+                let event = match chunk {
+                    Ok(chunk) => Event::default().json_data(chunk),
+                    Err(error) => Event::default().json_data(error.body()),
+                };
+                Ok::<Event, Infallible>(event.unwrap_or_else(|_| Event::default().data("{}")))
+            })
+            .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
+        Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    } else {
+        Json(client.chat(request).await?).into_response()
+    };
+    Ok(with_limit_headers(response, limits))
+}
+
+/// OpenAI's `x-ratelimit-*` headers, for keys that have limits.
+fn with_limit_headers(mut response: Response, limits: Option<LimitStatus>) -> Response {
+    let Some(limits) = limits else {
+        return response;
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit-requests", limits.limit_requests),
+        ("x-ratelimit-remaining-requests", limits.remaining_requests),
+        ("x-ratelimit-limit-tokens", limits.limit_tokens),
+        ("x-ratelimit-remaining-tokens", limits.remaining_tokens),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name, axum::http::HeaderValue::from(value));
+        }
     }
-    let chunks = client.chat_stream(request).await?;
-    let events = chunks
-        .map(|chunk| {
-            let event = match chunk {
-                Ok(chunk) => Event::default().json_data(chunk),
-                Err(error) => Event::default().json_data(error.body()),
-            };
-            Ok::<Event, Infallible>(event.unwrap_or_else(|_| Event::default().data("{}")))
-        })
-        .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    response
 }
 
 async fn embeddings(
@@ -133,8 +155,10 @@ async fn embeddings(
     Authenticated(caller): Authenticated,
     OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Response, GatewayError> {
-    let response = state.gateway.client_for(&caller).embeddings(request).await?;
-    Ok(Json(response).into_response())
+    let client = state.gateway.client_for(&caller);
+    let limits = client.admit(crate::embeddings::ENDPOINT, &request.model).await?;
+    let response = Json(client.embeddings(request).await?).into_response();
+    Ok(with_limit_headers(response, limits))
 }
 
 fn model_object(gateway: &Gateway, id: String) -> ModelObject {

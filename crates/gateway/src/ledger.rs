@@ -1,8 +1,13 @@
 //! The usage ledger: one row per model request (completed, failed or cancelled), written by the gateway and by
 //! nobody else. It is how every token spent anywhere in flywheel becomes measured demand.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::Serialize;
 use store::{Database, StoreError};
+
+use crate::limits::RateLimiter;
 
 /// One ledger row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -35,6 +40,26 @@ pub struct UsageRecord {
 pub(crate) struct Account {
     pub(crate) tenant: String,
     pub(crate) key_id: Option<String>,
+}
+
+/// Where finished requests go: the ledger row, and the tokens counted against the key's rate limits.
+#[derive(Clone)]
+pub(crate) struct UsageSink {
+    pub(crate) ledger: UsageLedger,
+    pub(crate) limiter: Arc<RateLimiter>,
+}
+
+impl UsageSink {
+    /// Records one finished request; a failed write is logged, never surfaced to the client who was served.
+    pub(crate) async fn write(&self, row: UsageRecord) {
+        if let Some(key_id) = &row.key_id {
+            let tokens = u32::try_from(row.prompt_tokens + row.completion_tokens).unwrap_or(u32::MAX);
+            self.limiter.record_tokens(key_id, tokens, Instant::now());
+        }
+        if let Err(error) = self.ledger.record(&row).await {
+            tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
+        }
+    }
 }
 
 /// Writes and reads the ledger table.

@@ -11,6 +11,7 @@ mod error;
 mod http;
 mod keys;
 mod ledger;
+mod limits;
 pub mod metrics;
 mod models;
 pub mod openai;
@@ -28,9 +29,11 @@ pub use error::{ErrorBody, ErrorObject, GatewayError};
 pub use http::{HttpOptions, router};
 pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
 pub use ledger::{UsageLedger, UsageRecord};
+pub use limits::LimitStatus;
 pub use models::{ModelInfo, ModelKind, ModelStatus};
 
-use ledger::Account;
+use ledger::{Account, UsageSink};
+use limits::{Limits, RateLimiter};
 use models::{Backend, ModelCatalog};
 use openai::{ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse};
 
@@ -58,7 +61,7 @@ pub struct Gateway {
 
 struct Inner {
     models: ModelCatalog,
-    ledger: UsageLedger,
+    usage: UsageSink,
     keys: KeyStore,
     /// SHA-256 of the master key; `None` means auth is off.
     master_key_hash: Option<String>,
@@ -73,7 +76,10 @@ impl Gateway {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 models: ModelCatalog::default(),
-                ledger: UsageLedger::new(db.clone()),
+                usage: UsageSink {
+                    ledger: UsageLedger::new(db.clone()),
+                    limiter: Arc::new(RateLimiter::default()),
+                },
                 keys: KeyStore::new(db),
                 master_key_hash: master_key.map(keys::hash_secret),
                 started_at: chat::unix_seconds(),
@@ -130,6 +136,10 @@ impl Gateway {
                     key_id: Some(key.id.clone()),
                 },
                 allowed_models: key.models.clone(),
+                limits: Limits {
+                    rpm: key.rpm,
+                    tpm: key.tpm,
+                },
             },
         }
     }
@@ -168,7 +178,7 @@ impl Gateway {
 
     /// The usage ledger.
     pub fn ledger(&self) -> &UsageLedger {
-        &self.inner.ledger
+        &self.inner.usage.ledger
     }
 
     /// An in-process client whose requests are accounted to `tenant`.
@@ -180,6 +190,7 @@ impl Gateway {
                 key_id: None,
             },
             allowed_models: None,
+            limits: Limits { rpm: None, tpm: None },
         }
     }
 
@@ -195,6 +206,8 @@ pub struct GatewayClient {
     account: Account,
     /// The key's model list; `None` means every model.
     allowed_models: Option<Vec<String>>,
+    /// The key's rate limits.
+    limits: Limits,
 }
 
 impl GatewayClient {
@@ -208,6 +221,27 @@ impl GatewayClient {
         self.allowed_models
             .as_ref()
             .is_none_or(|models| models.iter().any(|allowed| allowed == model))
+    }
+
+    /// Takes one request out of the key's rate limits for a call to `model` on `endpoint` (`chat.completions` or
+    /// `embeddings`), returning where the key stands (`None` for a client without a key). A refusal is recorded
+    /// in the ledger like any other refused request.
+    pub async fn admit(&self, endpoint: &'static str, model: &str) -> Result<Option<LimitStatus>, GatewayError> {
+        let Some(key_id) = &self.account.key_id else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        match self.gateway.inner.usage.limiter.admit(key_id, self.limits, started) {
+            Ok(status) => Ok(Some(status)),
+            Err(exceeded) => {
+                let error = GatewayError::RateLimited {
+                    what: exceeded.what,
+                    limit: exceeded.limit,
+                    retry_after_secs: exceeded.retry_after.as_secs().max(1),
+                };
+                Err(self.refuse(error, endpoint, model, started).await)
+            }
+        }
     }
 
     /// The backend serving `model`, if this client may call it.
@@ -240,7 +274,7 @@ impl GatewayClient {
             Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &model, started).await),
         };
         chat::start(chat::ChatRun {
-            ledger: self.gateway.inner.ledger.clone(),
+            sink: self.gateway.inner.usage.clone(),
             account: self.account.clone(),
             model,
             provider,
@@ -269,7 +303,7 @@ impl GatewayClient {
         let started = Instant::now();
         match self.backend(&request.model) {
             Ok(Backend::Embedding(provider)) => {
-                embeddings::run(&self.gateway.inner.ledger, &self.account, provider.as_ref(), request).await
+                embeddings::run(&self.gateway.inner.usage, &self.account, provider.as_ref(), request).await
             }
             Ok(Backend::Chat(_)) => {
                 let error = GatewayError::WrongModelKind {
@@ -302,7 +336,7 @@ impl GatewayClient {
             status: error.code().to_owned(),
         };
         metrics::record_model_request(model, endpoint, error.code(), 0, 0, row.latency_ms / 1e3);
-        chat::write_row(&self.gateway.inner.ledger, row).await;
+        self.gateway.inner.usage.write(row).await;
         error
     }
 }
