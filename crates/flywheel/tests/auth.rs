@@ -201,6 +201,38 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         200
     );
 
+    // Usage reports from the ledger, for admins only.
+    let (status, report) = call(
+        &server,
+        Some(MASTER),
+        "GET",
+        "/admin/usage?group_by=tenant,status",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    let acme_ok = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["tenant"] == "acme" && g["status"] == "ok")
+        .unwrap();
+    assert_eq!(acme_ok["requests"], 3);
+    assert!(acme_ok["prompt_tokens"].as_i64().unwrap() > 0);
+    let (status, empty) = call(&server, Some(MASTER), "GET", "/admin/usage?from=2999-01-01", None).await;
+    assert_eq!((status, empty["data"].as_array().unwrap().len()), (200, 0));
+    for bad in [
+        "/admin/usage?group_by=planet",
+        "/admin/usage?from=yesterday",
+        "/admin/usage?grup_by=tenant",
+    ] {
+        assert_eq!(call(&server, Some(MASTER), "GET", bad, None).await.0, 400, "{bad}");
+    }
+    assert_eq!(
+        call(&server, Some(&globex_key), "GET", "/admin/usage", None).await.0,
+        403
+    );
+
     assert!(server.terminate().success());
     let rows: Vec<(String, Option<String>, String)> =
         sqlx::query_as("SELECT tenant, key_id, status FROM usage_ledger ORDER BY id")

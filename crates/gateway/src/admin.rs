@@ -1,16 +1,16 @@
-//! The admin API for tenants' virtual keys: `/admin/keys` to create and list, `/admin/keys/{id}` to read and
-//! revoke, `/admin/keys/{id}/rotate` for a new secret. It needs the master key; with auth off (no master key,
+//! The admin API: tenants' virtual keys (`/admin/keys` to create and list, `/admin/keys/{id}` to read and
+//! revoke, `/admin/keys/{id}/rotate` for a new secret) and usage reports from the ledger (`/admin/usage`). It needs the master key; with auth off (no master key,
 //! local use) it is open like everything else.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::http::Authenticated;
-use crate::{Caller, Gateway, GatewayError, IssuedKey, KeyInfo, NewKey};
+use crate::{Caller, Gateway, GatewayError, IssuedKey, KeyInfo, NewKey, UsageDimension, parse_bound};
 
 /// The `/admin` routes.
 pub fn router(gateway: Gateway) -> Router {
@@ -18,6 +18,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/keys", post(create_key).get(list_keys))
         .route("/keys/{id}", get(get_key).delete(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
+        .route("/usage", get(usage))
         .fallback(|request: axum::extract::Request| async move {
             GatewayError::RouteNotFound {
                 method: request.method().to_string(),
@@ -119,4 +120,49 @@ async fn rotate_key(
 ) -> Result<Json<IssuedKey>, GatewayError> {
     require_admin(&caller)?;
     Ok(Json(gateway.keys().rotate(&id).await?))
+}
+
+/// `GET /admin/usage` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    /// Comma-separated dimensions.
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn usage(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    params: Result<Query<UsageParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    let Query(params) = params.map_err(|rejection| GatewayError::InvalidRequest {
+        message: rejection.body_text(),
+        param: None,
+    })?;
+    let group_by = params
+        .group_by
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<UsageDimension>, _>>()?;
+    let from = params
+        .from
+        .as_deref()
+        .map(|text| parse_bound("from", text))
+        .transpose()?;
+    let to = params.to.as_deref().map(|text| parse_bound("to", text)).transpose()?;
+    let data = gateway
+        .ledger()
+        .report(&group_by, from.as_deref(), to.as_deref())
+        .await
+        .map_err(|error| GatewayError::Internal(error.to_string()))?;
+    Ok(Json(
+        serde_json::json!({ "object": "list", "from": from, "to": to, "data": data }),
+    ))
 }

@@ -98,6 +98,10 @@ impl UsageLedger {
         Ok(())
     }
 
+    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+        self.db.pool()
+    }
+
     /// The newest rows first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query_as(

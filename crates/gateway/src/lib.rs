@@ -17,6 +17,7 @@ mod models;
 pub mod openai;
 mod provider;
 mod schema;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,7 @@ pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
 pub use ledger::{UsageLedger, UsageRecord};
 pub use limits::LimitStatus;
 pub use models::{ModelInfo, ModelKind, ModelStatus};
+pub use usage::{UsageDimension, UsageGroup, parse_bound};
 
 use ledger::{Account, UsageSink};
 use limits::{Limits, RateLimiter};
