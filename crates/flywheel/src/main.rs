@@ -34,20 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn run_keys(args: keys_cli::KeysArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(keys_cli::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on(tokio::runtime::Builder::new_current_thread(), keys_cli::run(args))
 }
 
 fn run_up(args: config::UpArgs) -> ExitCode {
@@ -59,14 +46,19 @@ fn run_up(args: config::UpArgs) -> ExitCode {
         }
     };
     init_logging(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    block_on(tokio::runtime::Builder::new_multi_thread(), server::run(settings))
+}
+
+/// Runs `work` on a runtime from `builder`; any failure is one readable line on stderr and a non-zero exit.
+fn block_on(mut builder: tokio::runtime::Builder, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(settings)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
