@@ -287,6 +287,18 @@ mod tests {
             assert_eq!(got_status, status, "{body}: {got}");
             assert_eq!(error_code(&got), code, "{body}");
         }
+        // Too long a question, the wrong type, and a body past axum's default limit (2 MB).
+        let too_long = json!({ "question": "é".repeat(crate::assistant::MAX_QUESTION_CHARS + 1) }).to_string();
+        let huge = json!({ "question": "x".repeat(3 << 20) }).to_string();
+        for (body, status, code) in [
+            (too_long.as_str(), 400, "invalid_request"),
+            (r#"{"question":5}"#, 400, "invalid_request"),
+            (huge.as_str(), 413, "body_too_large"),
+        ] {
+            let (got_status, got) = post_ask(&DEMO, "/api/products/13/ask", json, body).await;
+            assert_eq!(got_status, status, "{code}: {got}");
+            assert_eq!(error_code(&got), code, "{code}");
+        }
     }
 
     #[tokio::test]

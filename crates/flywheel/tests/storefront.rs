@@ -98,7 +98,17 @@ async fn search_product_pages_and_questions_land_in_the_ledger() {
     assert_eq!(response.status(), 200);
     let answered = response.text().await.unwrap();
     assert!(answered.contains("You asked: Is this a bed?"), "{answered}");
-    assert!(answered.contains("answer-text"));
+    let answer_text = answered
+        .split(r#"<p class="answer-text">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no answer paragraph: {answered}"));
+    assert!(!answer_text.trim().is_empty(), "{answered}");
+    let first_heading = answered.split("<h1").nth(1).unwrap().split("</h1>").next().unwrap();
+    assert!(
+        first_heading.contains(&name),
+        "the product stays the first heading: {first_heading}"
+    );
 
     assert!(server.terminate().success());
     let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(

@@ -370,6 +370,59 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
     }
 
+    async fn post_question(uri: &str, form: &str) -> (StatusCode, String) {
+        let request = Request::post(uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        let response = router(DEMO.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// The page's first `<h1>`, as rendered.
+    fn first_h1(html: &str) -> &str {
+        let start = html.find("<h1").unwrap();
+        &html[start..start + html[start..].find("</h1>").unwrap()]
+    }
+
+    #[tokio::test]
+    async fn the_question_form_is_a_plain_labelled_form_under_the_product() {
+        let (_, html) = get_page(&DEMO, "/products/13").await;
+        assert!(
+            html.contains(r#"<form class="ask-form" method="post" action="/products/13/ask">"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<label for="question">"#));
+        assert!(
+            html.contains(r#"<input id="question" type="text" name="question""#),
+            "{html}"
+        );
+        // The header's search box stays the page's only searchbox.
+        assert_eq!(html.matches(r#"type="search""#).count(), 1);
+        assert_eq!(html.matches(r#"role="search""#).count(), 1);
+        assert_eq!(
+            first_h1(&html),
+            r#"<h1 class="product-name">king tufted low profile standard bed"#
+        );
+
+        let (status, html) = post_question("/products/13/ask", &format!("question={}", "a".repeat(501))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            html.contains("Please check your question: the question is too long"),
+            "{html}"
+        );
+        assert_eq!(
+            first_h1(&html),
+            r#"<h1 class="product-name">king tufted low profile standard bed"#
+        );
+
+        let (status, html) = post_question("/products/no-such-product/ask", "question=is+it+oak%3F").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("Product not found"));
+    }
+
     #[tokio::test]
     async fn unknown_paths_get_a_store_page() {
         let (status, html) = get_page(&DEMO, "/no/such/page").await;
