@@ -72,9 +72,17 @@ impl ProductAssistant {
         Ok(ProductAnswer {
             product_id: product.id.clone(),
             question: question.to_owned(),
-            answer: answer.trim().to_owned(),
+            answer: non_empty_answer(&answer),
             model: completion.model,
         })
+    }
+}
+
+/// A model can end its turn at once; the shopper then gets a plain "can't tell" rather than an empty box.
+fn non_empty_answer(answer: &str) -> String {
+    match answer.trim() {
+        "" => "Sorry, I can't tell that from this listing.".to_owned(),
+        answer => answer.to_owned(),
     }
 }
 
@@ -133,6 +141,12 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    #[test]
+    fn an_empty_answer_becomes_a_plain_cant_tell() {
+        assert_eq!(non_empty_answer(" \n"), "Sorry, I can't tell that from this listing.");
+        assert_eq!(non_empty_answer(" Yes. "), "Yes.");
     }
 
     #[test]
