@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gateway::{Gateway, KeyInfo, NewKey};
+use gateway::{Gateway, KeyInfo, NewKey, Rejection};
 
 /// `flywheel keys` flags.
 #[derive(Args)]
@@ -88,7 +88,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                     rpm,
                     tpm,
                     budget_micros: budget_usd.map(gateway::usd_to_micros).transpose()?,
-                    expires_at: expires_in_days.map(|days| unix_now() + i64::from(days) * 86_400),
+                    expires_at: expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
                     metadata: None,
                 };
                 let issued = keys.create(new).await?;
@@ -134,12 +134,10 @@ fn print_table(keys: &[KeyInfo]) {
             .models
             .as_ref()
             .map_or_else(|| "all".to_owned(), |models| models.join(","));
-        let status = if key.revoked_at.is_some() {
-            "revoked"
-        } else if key.expires_at.is_some_and(|at| at <= unix_now()) {
-            "expired"
-        } else {
-            "active"
+        let status = match key.rejection() {
+            Some(Rejection::Revoked) => "revoked",
+            Some(Rejection::Expired) => "expired",
+            Some(Rejection::Unknown) | None => "active",
         };
         println!(
             "{:<36}  {:<16}  {:<12}  {:<8}  {:<8}  {:<12}  {:<20}  {status}",
@@ -152,10 +150,4 @@ fn print_table(keys: &[KeyInfo]) {
             models
         );
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -352,7 +352,8 @@ pub(crate) async fn collect(mut stream: ChatCompletionStream) -> Result<ChatComp
     })
 }
 
-pub(crate) fn unix_seconds() -> i64 {
+/// Now, in whole seconds since the Unix epoch (UTC): the gateway's one clock for ids, expiries and `created`.
+pub fn unix_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -3,11 +3,12 @@
 //! are 256-bit random values, so a fast hash is as safe as a slow one and keeps authentication cheap.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::{Database, StoreError};
+
+use crate::chat::unix_seconds;
 
 /// Every secret starts with this, so leaked keys are easy to recognise and scan for.
 const SECRET_PREFIX: &str = "fw-";
@@ -68,9 +69,18 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// Whether this key may call `model`.
     pub fn allows_model(&self, model: &str) -> bool {
-        self.models
-            .as_ref()
-            .is_none_or(|models| models.iter().any(|allowed| allowed == model))
+        model_allowed(self.models.as_deref(), model)
+    }
+
+    /// Why the key cannot be used now (revoked or expired), if it cannot.
+    pub fn rejection(&self) -> Option<Rejection> {
+        if self.revoked_at.is_some() {
+            Some(Rejection::Revoked)
+        } else if self.expires_at.is_some_and(|at| at <= unix_seconds()) {
+            Some(Rejection::Expired)
+        } else {
+            None
+        }
     }
 }
 
@@ -162,7 +172,7 @@ impl KeyStore {
         if new.budget_micros.is_some_and(|budget| budget < 0) {
             return Err(KeyError::Invalid("'budget' must not be negative".to_owned()));
         }
-        if new.expires_at.is_some_and(|at| at <= unix_now()) {
+        if new.expires_at.is_some_and(|at| at <= unix_seconds()) {
             return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
         }
         let id = format!("key_{}", uuid::Uuid::new_v4().simple());
@@ -185,7 +195,7 @@ impl KeyStore {
         .bind(new.budget_micros)
         .bind(new.expires_at)
         .bind(metadata)
-        .bind(unix_now())
+        .bind(unix_seconds())
         .execute(self.db.pool())
         .await?;
         Ok(IssuedKey {
@@ -236,7 +246,7 @@ impl KeyStore {
     /// Revokes the key; revoking twice is harmless.
     pub async fn revoke(&self, id: &str) -> Result<KeyInfo, KeyError> {
         sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
-            .bind(unix_now())
+            .bind(unix_seconds())
             .bind(id)
             .execute(self.db.pool())
             .await?;
@@ -254,13 +264,10 @@ impl KeyStore {
         let Some(key) = row.map(key_info) else {
             return Ok(Err(Rejection::Unknown));
         };
-        if key.revoked_at.is_some() {
-            return Ok(Err(Rejection::Revoked));
-        }
-        if key.expires_at.is_some_and(|at| at <= unix_now()) {
-            return Ok(Err(Rejection::Expired));
-        }
-        Ok(Ok(key))
+        Ok(match key.rejection() {
+            Some(rejection) => Err(rejection),
+            None => Ok(key),
+        })
     }
 }
 
@@ -304,10 +311,9 @@ pub(crate) fn hash_secret(secret: &str) -> String {
         })
 }
 
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+/// Whether a model list (`None`: every model) lets a caller use `model`.
+pub(crate) fn model_allowed(models: Option<&[String]>, model: &str) -> bool {
+    models.is_none_or(|models| models.iter().any(|allowed| allowed == model))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::time::Instant;
 use store::{Database, StoreError};
 
 pub use admin::{router as admin_router, usd_to_micros};
-pub use chat::ChatCompletionStream;
+pub use chat::{ChatCompletionStream, unix_seconds};
 pub use error::{ErrorBody, ErrorObject, GatewayError};
 pub use http::{HttpOptions, router};
 pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
@@ -220,9 +220,7 @@ impl GatewayClient {
 
     /// Whether this client may call `model`.
     pub fn allows_model(&self, model: &str) -> bool {
-        self.allowed_models
-            .as_ref()
-            .is_none_or(|models| models.iter().any(|allowed| allowed == model))
+        keys::model_allowed(self.allowed_models.as_deref(), model)
     }
 
     /// Takes one request out of the key's rate limits for a call to `model` on `endpoint` (`chat.completions` or
