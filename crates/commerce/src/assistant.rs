@@ -67,7 +67,7 @@ impl ProductAssistant {
             .choices
             .into_iter()
             .next()
-            .map(|choice| choice.message.content)
+            .and_then(|choice| choice.message.content)
             .unwrap_or_default();
         Ok(ProductAnswer {
             product_id: product.id.clone(),

@@ -43,6 +43,9 @@ pub struct UpArgs {
     /// Log filter, e.g. `debug` or `info,llama-cpp-2=info` [default: info,llama-cpp-2=warn]
     #[arg(long, env = "FLYWHEEL_LOG")]
     log: Option<String>,
+    /// Do not load the embedded CPU models: serve only the models of `[[models]]` (and no storefront assistant)
+    #[arg(long, env = "FLYWHEEL_NO_EMBEDDED_MODELS")]
+    no_embedded_models: bool,
 }
 
 /// The `flywheel.toml` file: every key optional.
@@ -58,6 +61,10 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     master_key: Option<String>,
     log: Option<String>,
+    embedded_models: Option<bool>,
+    #[serde(default)]
+    models: Vec<gateway::ModelConfig>,
+    routing: Option<gateway::RoutingConfig>,
 }
 
 /// The resolved settings of one run. No `Debug`: it holds the master key, which must never reach a log.
@@ -72,6 +79,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub master_key: Option<String>,
     pub log: String,
+    /// Load the embedded CPU models (off for a gateway that only fronts upstream providers).
+    pub embedded_models: bool,
+    /// Models served by upstream providers (`[[models]]`).
+    pub models: Vec<gateway::ModelConfig>,
+    /// Retries, backoff and circuit breaking (`[routing]`).
+    pub routing: gateway::RoutingConfig,
 }
 
 /// Why the settings could not be resolved.
@@ -133,6 +146,9 @@ impl Settings {
                 key => key,
             },
             log: args.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_owned()),
+            embedded_models: !args.no_embedded_models && file.embedded_models.unwrap_or(true),
+            models: file.models,
+            routing: file.routing.unwrap_or_default(),
         })
     }
 }

@@ -35,6 +35,9 @@ enum KeysCommand {
         /// Spending limit in US dollars.
         #[arg(long)]
         budget_usd: Option<f64>,
+        /// The period the budget covers: total, daily or monthly [default: total]
+        #[arg(long, value_parser = parse_period, default_value = "total")]
+        budget_period: gateway::BudgetPeriod,
         /// Models the key may call, comma-separated [default: all]
         #[arg(long, value_delimiter = ',')]
         models: Option<Vec<String>>,
@@ -60,6 +63,13 @@ enum KeysCommand {
     },
 }
 
+fn parse_period(text: &str) -> Result<gateway::BudgetPeriod, String> {
+    match text {
+        "total" | "daily" | "monthly" => Ok(gateway::BudgetPeriod::parse(text)),
+        other => Err(format!("'{other}' is not a budget period; use total, daily or monthly")),
+    }
+}
+
 /// Runs a `flywheel keys` command.
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(|| PathBuf::from(".flywheel"));
@@ -78,6 +88,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 rpm,
                 tpm,
                 budget_usd,
+                budget_period,
                 models,
                 expires_in_days,
             } => {
@@ -88,8 +99,10 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                     rpm,
                     tpm,
                     budget_micros: budget_usd.map(gateway::usd_to_micros).transpose()?,
+                    budget_period,
                     expires_at: expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
                     metadata: None,
+                    guardrails: None,
                 };
                 let issued = keys.create(new).await?;
                 eprintln!("created {} for tenant {}", issued.info.id, issued.info.tenant);

@@ -33,29 +33,41 @@ struct Readiness {
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let chat_path = settings.models_dir.join(CHAT_MODEL_FILE);
     let embedder_path = settings.models_dir.join(EMBEDDING_MODEL_DIR);
-    check_models_present(&settings.models_dir, &[&chat_path, &embedder_path])?;
+    if settings.embedded_models {
+        check_models_present(&settings.models_dir, &[&chat_path, &embedder_path])?;
+    }
 
     let db = store::Database::open_in_data_dir(&settings.data_dir)
         .await
         .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
     tracing::info!(database = db.location(), "opened database");
-    let gateway = Gateway::open(db.clone(), settings.master_key.as_deref())
+    let gateway_config = gateway::GatewayConfig {
+        master_key: settings.master_key.clone(),
+        models: settings.models.clone(),
+        routing: settings.routing,
+    };
+    let gateway = Gateway::open_with(db.clone(), gateway_config)
         .await
-        .context("preparing the gateway's tables")?;
+        .context("preparing the gateway")?;
     if gateway.auth_enabled() {
         tracing::info!("auth on: requests need the master key or a tenant's virtual key");
     } else {
         tracing::warn!("auth off: no master key set, so the API and the admin API are open to anyone who can connect");
     }
     let metrics = gateway::metrics::install_recorder().context("installing the metrics recorder")?;
-    let storefront = commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
-        gateway.client(STOREFRONT_TENANT),
-        CHAT_MODEL_ID,
-    ));
-
-    gateway.declare_model(CHAT_MODEL_ID, ModelKind::Chat);
-    gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);
-    spawn_loading(&settings, &gateway, &storefront, chat_path, embedder_path);
+    let storefront = if settings.embedded_models {
+        gateway.declare_model(CHAT_MODEL_ID, ModelKind::Chat);
+        gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);
+        spawn_model_loading(&settings, &gateway, chat_path, embedder_path);
+        commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
+            gateway.client(STOREFRONT_TENANT),
+            CHAT_MODEL_ID,
+        ))
+    } else {
+        tracing::info!("embedded models off: serving only the configured models");
+        commerce::Storefront::new()
+    };
+    spawn_catalog_loading(&settings, &storefront);
 
     let readiness = Readiness {
         gateway: gateway.clone(),
@@ -112,13 +124,7 @@ fn check_models_present(models_dir: &Path, paths: &[&Path]) -> anyhow::Result<()
     )
 }
 
-fn spawn_loading(
-    settings: &Settings,
-    gateway: &Gateway,
-    storefront: &commerce::Storefront,
-    chat_path: PathBuf,
-    embedder_path: PathBuf,
-) {
+fn spawn_model_loading(settings: &Settings, gateway: &Gateway, chat_path: PathBuf, embedder_path: PathBuf) {
     let chat_options = inference::ChatModelOptions {
         threads: settings.threads,
         context_length: settings.context_length,
@@ -144,6 +150,9 @@ fn spawn_loading(
         },
         Gateway::serve_embedded_embedder,
     );
+}
+
+fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront) {
     let storefront = storefront.clone();
     let catalog = settings.catalog.clone();
     tokio::task::spawn_blocking(move || {

@@ -46,8 +46,11 @@ struct CreateKey {
     rpm: Option<u32>,
     tpm: Option<u32>,
     budget_usd: Option<f64>,
+    #[serde(default)]
+    budget_period: crate::BudgetPeriod,
     expires_at: Option<i64>,
     metadata: Option<serde_json::Value>,
+    guardrails: Option<crate::guardrails::GuardrailPolicy>,
 }
 
 /// Dollars to integer micro-dollars, refusing what is not a sane amount (negative, NaN, infinite, absurd).
@@ -79,8 +82,10 @@ async fn create_key(
         rpm: body.rpm,
         tpm: body.tpm,
         budget_micros: body.budget_usd.map(usd_to_micros).transpose()?,
+        budget_period: body.budget_period,
         expires_at: body.expires_at,
         metadata: body.metadata,
+        guardrails: body.guardrails,
     };
     Ok((StatusCode::CREATED, Json(gateway.keys().create(new).await?)))
 }

@@ -1,101 +1,116 @@
-//! Chat completions: validating an OpenAI request into a provider request, and running it as one stream of
-//! chunks that both the HTTP layer and in-process callers consume. The stream owns the request's ledger row, so
-//! a completed, failed or abandoned request is recorded exactly once.
+//! Chat completions: the checks every request gets whatever serves it, and the two ways a served request comes
+//! back to the client (whole, or as a stream of chunks). A [`ChatRecord`] owns each request's ledger row, so a
+//! completed, failed or abandoned request is recorded exactly once.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 
 use crate::GatewayError;
+use crate::budget::Reservation;
+use crate::dispatch::InFlight;
 use crate::ledger::{Account, UsageRecord, UsageSink};
 use crate::metrics;
-use crate::openai::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta,
-    MessageContent, Usage,
-};
-use crate::provider::{ChatProvider, ProviderChatRequest, ProviderEvent, ProviderMessage};
+use crate::models::{Deployment, Price};
+use crate::openai::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, MessageContent, Usage};
+use crate::provider::{ChunkStream, CompletionBuilder, estimate_tokens};
+use crate::routing::RoutingConfig;
 
 pub(crate) const ENDPOINT: &str = "chat.completions";
 const MAX_STOP_SEQUENCES: usize = 4;
+const MAX_CHOICES: i64 = 128;
+/// The completion budget reserved for a request that sets no `max_tokens` on a model with a large window.
+const DEFAULT_RESERVED_COMPLETION_TOKENS: u32 = 4096;
 
 /// A streamed chat completion: chunks in order, ending after the chunk with a `finish_reason` (and the usage
 /// chunk when asked for), or with one error.
 pub type ChatCompletionStream = std::pin::Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk, GatewayError>> + Send>>;
 
-pub(crate) struct ValidatedChat {
-    pub(crate) request: ProviderChatRequest,
-    pub(crate) include_usage: bool,
-}
-
-/// Checks a request against what the OpenAI API allows and what the provider can honour.
-pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> Result<ValidatedChat, GatewayError> {
-    let model = request.model.clone();
-    let unsupported = |param: &str, reason: &str| GatewayError::UnsupportedParameter {
-        param: param.to_owned(),
-        model: model.clone(),
-        reason: reason.to_owned(),
-    };
+/// Checks a request against what the OpenAI API allows; what a particular provider cannot do is its own check.
+pub(crate) fn validate(request: &ChatCompletionRequest, context_length: Option<u32>) -> Result<(), GatewayError> {
     if request.messages.is_empty() {
         return Err(GatewayError::invalid(
             "messages",
             "'messages' must contain at least one message",
         ));
     }
-    if request.tools.is_some() || request.functions.is_some() {
-        return Err(unsupported("tools", "tool calling is not available on this model yet"));
+    for (index, message) in request.messages.iter().enumerate() {
+        let param = format!("messages[{index}]");
+        match message.role.as_str() {
+            "system" | "developer" | "user" => {
+                if message.content.is_none() {
+                    return Err(GatewayError::invalid(
+                        &format!("{param}.content"),
+                        "'content' is required",
+                    ));
+                }
+            }
+            "assistant" => {}
+            "tool" => {
+                if message.tool_call_id.is_none() {
+                    return Err(GatewayError::invalid(
+                        &format!("{param}.tool_call_id"),
+                        "a tool message needs the 'tool_call_id' it answers",
+                    ));
+                }
+            }
+            "function" => {}
+            other => {
+                return Err(GatewayError::invalid(
+                    &format!("{param}.role"),
+                    format!("unknown role '{other}'; expected system, developer, user, assistant or tool"),
+                ));
+            }
+        }
+        if let Some(MessageContent::Parts(parts)) = &message.content
+            && parts.iter().any(|part| part.kind == "text" && part.text.is_none())
+        {
+            return Err(GatewayError::invalid(
+                &param,
+                "a 'text' content part needs a 'text' field",
+            ));
+        }
     }
-    if let Some(format) = &request.response_format
-        && format.get("type").and_then(|t| t.as_str()) != Some("text")
-    {
-        return Err(unsupported(
-            "response_format",
-            "only the 'text' response format is available on this model yet",
-        ));
-    }
-    if request.logprobs == Some(true) || request.top_logprobs.is_some() {
-        return Err(unsupported(
-            "logprobs",
-            "log probabilities are not available on this model yet",
-        ));
-    }
-    if request
-        .logit_bias
-        .as_ref()
-        .is_some_and(|bias| bias.as_object().is_none_or(|map| !map.is_empty()))
-    {
-        return Err(unsupported(
-            "logit_bias",
-            "logit bias is not available on this model yet",
-        ));
-    }
-    if request.audio.is_some() {
-        return Err(unsupported("audio", "this is a text model"));
+    if let Some(tools) = &request.tools {
+        for (index, tool) in tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(GatewayError::invalid(
+                    &format!("tools[{index}].type"),
+                    format!("unknown tool type '{}'; expected 'function'", tool.kind),
+                ));
+            }
+            let name = &tool.function.name;
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(GatewayError::invalid(
+                    &format!("tools[{index}].function.name"),
+                    "a function name has 1 to 64 letters, digits, '_' or '-'",
+                ));
+            }
+        }
     }
     for (param, value) in [
         ("frequency_penalty", request.frequency_penalty),
         ("presence_penalty", request.presence_penalty),
     ] {
-        match value {
-            Some(v) if !(-2.0..=2.0).contains(&v) => {
-                return Err(GatewayError::invalid(
-                    param,
-                    format!("'{param}' must be between -2 and 2"),
-                ));
-            }
-            Some(v) if v != 0.0 => return Err(unsupported(param, "penalties are not available on this model yet")),
-            _ => {}
-        }
-    }
-    match request.n {
-        None | Some(1) => {}
-        Some(n) if n < 1 => return Err(GatewayError::invalid("n", "'n' must be at least 1")),
-        Some(_) => {
-            return Err(unsupported(
-                "n",
-                "only one choice per request (n=1) is available on this model",
+        if value.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+            return Err(GatewayError::invalid(
+                param,
+                format!("'{param}' must be between -2 and 2"),
             ));
         }
+    }
+    if request.n.is_some_and(|n| !(1..=MAX_CHOICES).contains(&n)) {
+        return Err(GatewayError::invalid("n", "'n' must be between 1 and 128"));
+    }
+    if request.top_logprobs.is_some_and(|n| !(0..=20).contains(&n)) {
+        return Err(GatewayError::invalid(
+            "top_logprobs",
+            "'top_logprobs' must be between 0 and 20",
+        ));
     }
     if request.stream_options.is_some() && !request.stream {
         return Err(GatewayError::invalid(
@@ -103,253 +118,94 @@ pub(crate) fn validate(request: ChatCompletionRequest, context_length: u32) -> R
             "'stream_options' is only allowed when 'stream' is true",
         ));
     }
-
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for (index, message) in request.messages.into_iter().enumerate() {
-        let param = format!("messages[{index}]");
-        let role = match message.role.as_str() {
-            "system" | "developer" => "system",
-            "user" => "user",
-            "assistant" => "assistant",
-            "tool" | "function" => {
-                return Err(unsupported(
-                    &param,
-                    "tool messages need tool calling, not available yet",
-                ));
-            }
-            other => {
-                return Err(GatewayError::invalid(
-                    &format!("{param}.role"),
-                    format!("unknown role '{other}'; expected system, developer, user or assistant"),
-                ));
-            }
-        };
-        if message.tool_calls.is_some() {
-            return Err(unsupported(&param, "tool calls need tool calling, not available yet"));
-        }
-        let content = match message.content {
-            Some(MessageContent::Text(text)) => text,
-            Some(MessageContent::Parts(parts)) => {
-                let mut text = String::new();
-                for part in parts {
-                    match (part.kind.as_str(), part.text) {
-                        ("text", Some(part_text)) => text.push_str(&part_text),
-                        ("text", None) => {
-                            return Err(GatewayError::invalid(
-                                &param,
-                                "a 'text' content part needs a 'text' field",
-                            ));
-                        }
-                        (kind, _) => {
-                            return Err(unsupported(
-                                &param,
-                                &format!("'{kind}' content parts: this is a text model"),
-                            ));
-                        }
-                    }
-                }
-                text
-            }
-            None if role == "assistant" => String::new(),
-            None => {
-                return Err(GatewayError::invalid(
-                    &format!("{param}.content"),
-                    "'content' is required",
-                ));
-            }
-        };
-        messages.push(ProviderMessage {
-            role: role.to_owned(),
-            content,
-        });
-    }
-
-    let max_tokens = match request.max_completion_tokens.or(request.max_tokens) {
-        None => None,
-        Some(n) if n >= 1 && n <= i64::from(context_length) => u32::try_from(n).ok(),
-        Some(_) => {
+    if let Some(n) = request.max_completion_tokens.or(request.max_tokens) {
+        let limit = context_length.map_or(i64::from(u32::MAX), i64::from);
+        if n < 1 || n > limit {
             let param = if request.max_completion_tokens.is_some() {
                 "max_completion_tokens"
             } else {
                 "max_tokens"
             };
-            return Err(GatewayError::invalid(
-                param,
-                format!("'{param}' must be between 1 and the model's context length, {context_length}"),
-            ));
+            let bound = context_length.map_or_else(
+                || "at least 1".to_owned(),
+                |length| format!("between 1 and the model's context length, {length}"),
+            );
+            return Err(GatewayError::invalid(param, format!("'{param}' must be {bound}")));
         }
-    };
-    let temperature = request.temperature.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) {
+    }
+    if request.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
         return Err(GatewayError::invalid(
             "temperature",
             "'temperature' must be between 0 and 2",
         ));
     }
-    let top_p = request.top_p.unwrap_or(1.0);
-    if !(0.0..=1.0).contains(&top_p) {
+    if request.top_p.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
         return Err(GatewayError::invalid("top_p", "'top_p' must be between 0 and 1"));
     }
-    let stop = request.stop.map(|stop| stop.into_vec()).unwrap_or_default();
-    if stop.len() > MAX_STOP_SEQUENCES {
-        return Err(GatewayError::invalid("stop", "'stop' takes at most 4 sequences"));
-    }
-    if stop.iter().any(String::is_empty) {
-        return Err(GatewayError::invalid("stop", "stop sequences must not be empty"));
-    }
-    // top_p = 0 keeps only the most likely token: the same as greedy decoding.
-    let (temperature, top_p) = if top_p == 0.0 {
-        (0.0, 1.0)
-    } else {
-        (temperature as f32, top_p)
-    };
-    Ok(ValidatedChat {
-        request: ProviderChatRequest {
-            messages,
-            max_tokens,
-            temperature,
-            top_p: top_p as f32,
-            // Seeds are opaque bits: a negative seed is as good as any other.
-            seed: request.seed.map(|seed| seed as u64),
-            stop,
-        },
-        include_usage: request.stream_options.is_some_and(|options| options.include_usage),
-    })
-}
-
-/// Everything needed to run one chat request and account for it.
-pub(crate) struct ChatRun {
-    pub(crate) sink: UsageSink,
-    pub(crate) account: Account,
-    pub(crate) model: String,
-    pub(crate) provider: Arc<dyn ChatProvider>,
-    pub(crate) validated: ValidatedChat,
-    pub(crate) started: Instant,
-}
-
-/// Starts the provider and returns the chunk stream; fails before any chunk when the provider refuses.
-pub(crate) async fn start(run: ChatRun) -> Result<ChatCompletionStream, GatewayError> {
-    let ChatRun {
-        sink,
-        account,
-        model,
-        provider,
-        validated,
-        started,
-    } = run;
-    let include_usage = validated.include_usage;
-    let mut tracker = UsageTracker::new(sink, account, model.clone(), "chatcmpl", started, Arc::clone(&provider));
-    let mut events = match provider.start(validated.request).await {
-        Ok(events) => events,
-        Err(error) => {
-            tracker.finish(error.code(), 0, 0).await;
-            return Err(error);
+    if let Some(stop) = &request.stop {
+        let stop = stop.clone().into_vec();
+        if stop.len() > MAX_STOP_SEQUENCES {
+            return Err(GatewayError::invalid("stop", "'stop' takes at most 4 sequences"));
         }
-    };
-    // A provider may only discover that it cannot serve the request (e.g. the prompt overflows the context) once
-    // it starts; wait for its first event so such failures are a proper error status, not a broken stream.
-    let first = events.next().await;
-    if let Some(Err(error)) = first {
-        tracker.finish(error.code(), 0, 0).await;
-        return Err(error);
+        if stop.iter().any(String::is_empty) {
+            return Err(GatewayError::invalid("stop", "stop sequences must not be empty"));
+        }
     }
-    let mut events = futures::stream::iter(first).chain(events);
-    let id = tracker.request_id().to_owned();
-    let created = unix_seconds();
-    let chunk = move |delta: Delta, finish_reason: Option<String>, usage: Option<Option<Usage>>| ChatCompletionChunk {
-        id: id.clone(),
-        object: "chat.completion.chunk",
-        created,
-        model: model.clone(),
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            finish_reason,
-            logprobs: None,
-        }],
-        usage,
-        system_fingerprint: None,
-    };
-    let usage_slot = move || if include_usage { Some(None) } else { None };
-
-    let stream = async_stream::stream! {
-        yield Ok(chunk(Delta { role: Some("assistant"), content: Some(String::new()) }, None, usage_slot()));
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(ProviderEvent::Started { prompt_tokens }) => tracker.prompt_tokens = prompt_tokens,
-                Ok(ProviderEvent::Text(text)) => {
-                    tracker.observe_text(&text);
-                    yield Ok(chunk(Delta { role: None, content: Some(text) }, None, usage_slot()));
-                }
-                Ok(ProviderEvent::Done { prompt_tokens, completion_tokens, finish_reason }) => {
-                    yield Ok(chunk(Delta::default(), Some(finish_reason), usage_slot()));
-                    if include_usage {
-                        let mut last = chunk(Delta::default(), None, Some(Some(Usage::new(prompt_tokens, completion_tokens))));
-                        last.choices.clear();
-                        yield Ok(last);
-                    }
-                    tracker.finish("ok", prompt_tokens, completion_tokens).await;
-                    return;
-                }
-                Err(error) => {
-                    let (prompt, completion) = tracker.tokens_so_far();
-                    tracker.finish(error.code(), prompt, completion).await;
-                    yield Err(error);
-                    return;
-                }
+    if let Some(format) = &request.response_format {
+        match format.get("type").and_then(|t| t.as_str()) {
+            Some("text" | "json_object") => {}
+            Some("json_schema") if format.get("json_schema").is_some_and(|s| s.get("name").is_some()) => {}
+            Some("json_schema") => {
+                return Err(GatewayError::invalid(
+                    "response_format",
+                    "'json_schema' needs a 'json_schema' object with a 'name'",
+                ));
+            }
+            _ => {
+                return Err(GatewayError::invalid(
+                    "response_format.type",
+                    "expected 'text', 'json_object' or 'json_schema'",
+                ));
             }
         }
-        let (prompt, completion) = tracker.tokens_so_far();
-        tracker.finish("provider_error", prompt, completion).await;
-        yield Err(GatewayError::Provider("the model stopped without finishing its answer".to_owned()));
-    };
-    Ok(Box::pin(stream))
+    }
+    Ok(())
 }
 
-/// Drains a chunk stream into one non-streaming completion.
-pub(crate) async fn collect(mut stream: ChatCompletionStream) -> Result<ChatCompletion, GatewayError> {
-    let mut content = String::new();
-    let mut finish_reason = None;
-    let mut first: Option<ChatCompletionChunk> = None;
-    let mut usage = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if let Some(Some(u)) = chunk.usage {
-            usage = Some(u);
+/// The prompt's size in tokens, estimated from its text; used for budget reservations and for requests that
+/// end before the provider reports usage.
+pub(crate) fn estimate_prompt_tokens(request: &ChatCompletionRequest) -> u32 {
+    let mut tokens = 0u32;
+    for message in &request.messages {
+        // Role markers and separators cost a few tokens per message in every chat template.
+        tokens = tokens
+            .saturating_add(4)
+            .saturating_add(estimate_tokens(&message.text_content()));
+        for call in message.tool_calls.iter().flatten() {
+            tokens = tokens.saturating_add(estimate_tokens(&call.function.arguments));
         }
-        for choice in &chunk.choices {
-            if let Some(text) = &choice.delta.content {
-                content.push_str(text);
-            }
-            if choice.finish_reason.is_some() {
-                finish_reason.clone_from(&choice.finish_reason);
-            }
-        }
-        first.get_or_insert(chunk);
     }
-    let (Some(first), Some(finish_reason), Some(usage)) = (first, finish_reason, usage) else {
-        return Err(GatewayError::Provider(
-            "the model stopped without finishing its answer".to_owned(),
-        ));
-    };
-    Ok(ChatCompletion {
-        id: first.id,
-        object: "chat.completion".to_owned(),
-        created: first.created,
-        model: first.model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: AssistantMessage {
-                role: "assistant".to_owned(),
-                content,
-                refusal: None,
-            },
-            finish_reason,
-            logprobs: None,
-        }],
-        usage,
-        system_fingerprint: None,
-    })
+    if let Some(tools) = &request.tools {
+        let schema = serde_json::to_string(tools).unwrap_or_default();
+        tokens = tokens.saturating_add(estimate_tokens(&schema));
+    }
+    tokens
+}
+
+/// The most a request can cost: its prompt plus its completion limit (or a default cap), at `price`, for every
+/// choice it asks for.
+pub(crate) fn worst_case_cost(request: &ChatCompletionRequest, context_length: Option<u32>, price: Price) -> i64 {
+    let prompt = estimate_prompt_tokens(request);
+    let room = context_length.map_or(DEFAULT_RESERVED_COMPLETION_TOKENS, |length| {
+        length.saturating_sub(prompt)
+    });
+    let completion = request
+        .max_completion_tokens
+        .or(request.max_tokens)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or_else(|| room.min(DEFAULT_RESERVED_COMPLETION_TOKENS));
+    let choices = request.n.and_then(|n| u64::try_from(n).ok()).unwrap_or(1).max(1);
+    price.cost_micros(u64::from(prompt), u64::from(completion) * choices)
 }
 
 /// Now, in whole seconds since the Unix epoch (UTC): the gateway's one clock for ids, expiries and `created`.
@@ -363,55 +219,65 @@ pub(crate) fn new_request_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Owns one request's ledger row. Finishing writes it; dropping it unfinished (the client went away) writes it
-/// as `cancelled` from a spawned task, with the tokens generated so far.
-pub(crate) struct UsageTracker {
+/// Owns one request's ledger row and budget reservation. Finishing writes the row and settles the money;
+/// dropping it unfinished (the client went away) writes it as `cancelled` from a spawned task, with the tokens
+/// generated so far.
+pub(crate) struct ChatRecord {
     sink: UsageSink,
     pending: Option<UsageRecord>,
+    reservation: Option<Reservation>,
     started: Instant,
     first_token: Option<Instant>,
-    provider: Arc<dyn ChatProvider>,
+    prompt_estimate: u32,
+    price: Price,
     generated: String,
-    prompt_tokens: u32,
 }
 
-impl UsageTracker {
+impl ChatRecord {
     pub(crate) fn new(
         sink: UsageSink,
-        account: Account,
-        model: String,
-        id_prefix: &str,
+        account: &Account,
+        model: &str,
         started: Instant,
-        provider: Arc<dyn ChatProvider>,
-    ) -> UsageTracker {
-        UsageTracker {
+        prompt_estimate: u32,
+        reservation: Option<Reservation>,
+    ) -> ChatRecord {
+        ChatRecord {
             sink,
-            pending: Some(UsageRecord {
-                request_id: new_request_id(id_prefix),
-                tenant: account.tenant,
-                key_id: account.key_id,
+            pending: Some(UsageRecord::pending(
+                new_request_id("chatcmpl"),
+                account,
                 model,
-                endpoint: ENDPOINT.to_owned(),
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                latency_ms: 0.0,
-                ttft_ms: None,
-                status: String::new(),
-            }),
+                ENDPOINT,
+            )),
+            reservation,
             started,
             first_token: None,
-            provider,
+            prompt_estimate,
+            price: Price::default(),
             generated: String::new(),
-            prompt_tokens: 0,
         }
     }
 
-    fn request_id(&self) -> &str {
+    pub(crate) fn request_id(&self) -> &str {
         self.pending.as_ref().map_or("", |row| row.request_id.as_str())
     }
 
+    pub(crate) fn row_mut(&mut self) -> Option<&mut UsageRecord> {
+        self.pending.as_mut()
+    }
+
+    /// Notes where the request is being served and at what price.
+    pub(crate) fn served_by(&mut self, deployment: &Deployment, attempts: u32) {
+        self.price = deployment.price;
+        if let Some(row) = &mut self.pending {
+            row.deployment = Some(deployment.name.clone());
+            row.attempts = i64::from(attempts);
+        }
+    }
+
     fn observe_text(&mut self, text: &str) {
-        if self.first_token.is_none() {
+        if self.first_token.is_none() && !text.is_empty() {
             let now = Instant::now();
             self.first_token = Some(now);
             if let Some(row) = &self.pending {
@@ -421,46 +287,53 @@ impl UsageTracker {
         self.generated.push_str(text);
     }
 
-    fn tokens_so_far(&self) -> (u32, u32) {
-        (self.prompt_tokens, self.provider.count_tokens(&self.generated))
-    }
-
-    fn complete(&mut self, status: &str, prompt_tokens: u32, completion_tokens: u32) -> Option<UsageRecord> {
+    fn complete(&mut self, status: &str, usage: Usage) -> Option<UsageRecord> {
         let mut row = self.pending.take()?;
-        let elapsed = self.started.elapsed();
         row.status = status.to_owned();
-        row.prompt_tokens = i64::from(prompt_tokens);
-        row.completion_tokens = i64::from(completion_tokens);
-        row.latency_ms = elapsed.as_secs_f64() * 1e3;
+        row.prompt_tokens = i64::from(usage.prompt_tokens);
+        row.completion_tokens = i64::from(usage.completion_tokens);
+        row.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
         row.ttft_ms = self.first_token.map(|at| (at - self.started).as_secs_f64() * 1e3);
-        metrics::record_model_request(
-            &row.model,
-            ENDPOINT,
-            status,
-            prompt_tokens,
-            completion_tokens,
-            elapsed.as_secs_f64(),
-        );
+        row.cost_micros = self
+            .price
+            .cost_micros(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens));
         Some(row)
     }
 
-    async fn finish(&mut self, status: &str, prompt_tokens: u32, completion_tokens: u32) {
-        if let Some(row) = self.complete(status, prompt_tokens, completion_tokens) {
-            self.sink.write(row).await;
+    /// The usage of a request that ended before the provider reported it: the estimated prompt (when anything
+    /// was generated, the provider did read it) and the text generated so far.
+    fn usage_so_far(&self) -> Usage {
+        if self.generated.is_empty() {
+            return Usage::new(0, 0);
+        }
+        Usage::new(self.prompt_estimate, estimate_tokens(&self.generated))
+    }
+
+    pub(crate) async fn finish(mut self, status: &str, usage: Usage) {
+        if let Some(row) = self.complete(status, usage) {
+            self.sink.write(row, self.reservation.take()).await;
+        }
+    }
+
+    pub(crate) async fn fail(mut self, error: &GatewayError) {
+        let usage = self.usage_so_far();
+        if let Some(row) = self.complete(error.code(), usage) {
+            self.sink.write(row, self.reservation.take()).await;
         }
     }
 }
 
-impl Drop for UsageTracker {
+impl Drop for ChatRecord {
     fn drop(&mut self) {
         if self.pending.is_none() {
             return;
         }
-        let (prompt, completion) = self.tokens_so_far();
-        if let Some(row) = self.complete("cancelled", prompt, completion) {
+        let usage = self.usage_so_far();
+        if let Some(row) = self.complete("cancelled", usage) {
             let sink = self.sink.clone();
+            let reservation = self.reservation.take();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { sink.write(row).await });
+                runtime.spawn(async move { sink.write(row, reservation).await });
             } else {
                 tracing::error!(
                     request_id = row.request_id,
@@ -469,6 +342,133 @@ impl Drop for UsageTracker {
             }
         }
     }
+}
+
+/// Rewrites a provider's completion as this gateway's answer: our request id, the model name the client used.
+pub(crate) async fn finish_completion(
+    mut completion: ChatCompletion,
+    mut record: ChatRecord,
+    requested_model: &str,
+) -> ChatCompletion {
+    completion.id = record.request_id().to_owned();
+    completion.model = requested_model.to_owned();
+    completion.object = "chat.completion".to_owned();
+    completion.created = unix_seconds();
+    let text: String = completion
+        .choices
+        .iter()
+        .filter_map(|choice| choice.message.content.as_deref())
+        .collect();
+    record.observe_text(&text);
+    let usage = match completion.usage {
+        Some(usage) => usage,
+        None => Usage::new(record.prompt_estimate, estimate_tokens(&text)),
+    };
+    completion.usage = Some(usage);
+    record.finish("ok", usage).await;
+    completion
+}
+
+/// What the client-facing stream needs besides the provider's chunks.
+pub(crate) struct StreamContext {
+    pub(crate) record: ChatRecord,
+    pub(crate) deployment: Arc<Deployment>,
+    pub(crate) in_flight: InFlight,
+    pub(crate) routing: RoutingConfig,
+    pub(crate) requested_model: String,
+    pub(crate) include_usage: bool,
+}
+
+/// Turns a provider's chunks into the client's stream: our id and model name on every chunk, `usage` shaped
+/// as the client asked, a deadline between chunks, and the ledger row written when the stream ends however it
+/// ends (a client that goes away drops the stream, and the record's `Drop` books it as cancelled).
+pub(crate) fn client_stream(mut chunks: ChunkStream, context: StreamContext) -> ChatCompletionStream {
+    let StreamContext {
+        mut record,
+        deployment,
+        in_flight,
+        routing,
+        requested_model,
+        include_usage,
+    } = context;
+    let id = record.request_id().to_owned();
+    let created = unix_seconds();
+    let idle_timeout: Duration = deployment.timeout;
+    Box::pin(async_stream::stream! {
+        let _in_flight = in_flight;
+        let mut builder = CompletionBuilder::default();
+        let mut usage = None;
+        loop {
+            let next = match tokio::time::timeout(idle_timeout, chunks.next()).await {
+                Ok(next) => next,
+                Err(_) => Some(Err(GatewayError::upstream_timeout(format!(
+                    "deployment '{}' sent nothing for {} ms mid-stream", deployment.name, idle_timeout.as_millis()
+                )))),
+            };
+            match next {
+                Some(Ok(mut chunk)) => {
+                    if let Some(Some(reported)) = chunk.usage {
+                        usage = Some(reported);
+                    }
+                    for choice in &chunk.choices {
+                        if let Some(text) = &choice.delta.content {
+                            record.observe_text(text);
+                        }
+                    }
+                    let is_usage_only = chunk.choices.is_empty();
+                    chunk.id.clone_from(&id);
+                    chunk.model.clone_from(&requested_model);
+                    chunk.created = created;
+                    chunk.object = "chat.completion.chunk".to_owned();
+                    builder.push(chunk.clone());
+                    if include_usage {
+                        // OpenAI sends `usage: null` on every chunk but the last when usage was asked for.
+                        chunk.usage = Some(if is_usage_only { usage } else { None });
+                        if is_usage_only {
+                            continue;
+                        }
+                        yield Ok(chunk);
+                    } else if !is_usage_only {
+                        chunk.usage = None;
+                        yield Ok(chunk);
+                    }
+                }
+                Some(Err(error)) => {
+                    if error.is_retryable() {
+                        deployment.health.record_failure(Instant::now(), &routing);
+                    }
+                    record.fail(&error).await;
+                    yield Err(error);
+                    return;
+                }
+                None => break,
+            }
+        }
+        let text = builder.text_so_far();
+        let finished = builder.finish(|_| 0);
+        match finished {
+            Ok(_) => {
+                let usage = usage.unwrap_or_else(|| Usage::new(record.prompt_estimate, estimate_tokens(&text)));
+                if include_usage {
+                    yield Ok(ChatCompletionChunk {
+                        id: id.clone(),
+                        object: "chat.completion.chunk".to_owned(),
+                        created,
+                        model: requested_model.clone(),
+                        choices: Vec::new(),
+                        usage: Some(Some(usage)),
+                        system_fingerprint: None,
+                    });
+                }
+                record.finish("ok", usage).await;
+            }
+            Err(error) => {
+                deployment.health.record_failure(Instant::now(), &routing);
+                record.fail(&error).await;
+                yield Err(error);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -491,27 +491,20 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_plain_request_with_openai_defaults() {
-        let validated = validate(request(base()), 100).unwrap();
-        assert_eq!(validated.request.temperature, 1.0);
-        assert_eq!(validated.request.max_tokens, None);
-        assert_eq!(validated.request.messages[0].content, "hi");
-    }
-
-    #[test]
-    fn top_p_zero_means_greedy() {
-        let validated = validate(with("top_p", serde_json::json!(0)), 100).unwrap();
-        assert_eq!((validated.request.temperature, validated.request.top_p), (0.0, 1.0));
-    }
-
-    #[test]
-    fn joins_text_parts_and_maps_developer_to_system() {
-        let json = serde_json::json!({"model": "m", "messages": [
-            {"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-            {"role": "user", "content": "q"}]});
-        let validated = validate(request(json), 100).unwrap();
-        assert_eq!(validated.request.messages[0].role, "system");
-        assert_eq!(validated.request.messages[0].content, "ab");
+    fn accepts_plain_requests_tools_and_json_formats() {
+        assert!(validate(&request(base()), Some(100)).is_ok());
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]);
+        assert!(validate(&with("tools", tools), Some(100)).is_ok());
+        assert!(
+            validate(
+                &with("response_format", serde_json::json!({"type": "json_object"})),
+                None
+            )
+            .is_ok()
+        );
+        let schema = serde_json::json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}});
+        assert!(validate(&with("response_format", schema), None).is_ok());
+        assert!(validate(&with("n", serde_json::json!(3)), None).is_ok());
     }
 
     #[test]
@@ -525,50 +518,73 @@ mod tests {
             ("stop", serde_json::json!(["a", "b", "c", "d", "e"]), "stop"),
             ("stop", serde_json::json!(""), "stop"),
             ("n", serde_json::json!(0), "n"),
+            ("presence_penalty", serde_json::json!(3), "presence_penalty"),
+            (
+                "response_format",
+                serde_json::json!({"type": "xml"}),
+                "response_format.type",
+            ),
+            (
+                "tools",
+                serde_json::json!([{"type": "function", "function": {"name": "has space"}}]),
+                "tools[0].function.name",
+            ),
             (
                 "stream_options",
                 serde_json::json!({"include_usage": true}),
                 "stream_options",
             ),
         ] {
-            let error = validate(with(field, value), 100).err().unwrap();
+            let error = validate(&with(field, value), Some(100)).err().unwrap();
             assert_eq!(error.status(), 400, "{field}");
             assert_eq!(error.body().error.param.as_deref(), Some(param), "{field}");
         }
     }
 
     #[test]
-    fn refuses_what_the_model_cannot_do_with_a_clear_code() {
-        for (field, value) in [
-            (
-                "tools",
-                serde_json::json!([{"type": "function", "function": {"name": "f"}}]),
-            ),
-            ("response_format", serde_json::json!({"type": "json_object"})),
-            ("logprobs", serde_json::json!(true)),
-            ("n", serde_json::json!(2)),
-            ("presence_penalty", serde_json::json!(0.5)),
-        ] {
-            let error = validate(with(field, value), 100).err().unwrap();
-            assert_eq!(error.code(), "unsupported_parameter", "{field}");
-        }
-        assert!(validate(with("presence_penalty", serde_json::json!(0)), 100).is_ok());
-        assert!(validate(with("response_format", serde_json::json!({"type": "text"})), 100).is_ok());
-    }
-
-    #[test]
-    fn rejects_empty_messages_and_unknown_roles() {
+    fn rejects_empty_messages_unknown_roles_and_orphan_tool_messages() {
         let empty = request(serde_json::json!({"model": "m", "messages": []}));
-        assert_eq!(validate(empty, 100).err().unwrap().code(), "invalid_request");
+        assert_eq!(validate(&empty, None).err().unwrap().code(), "invalid_request");
         let odd = request(serde_json::json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}));
-        let error = validate(odd, 100).err().unwrap();
+        let error = validate(&odd, None).err().unwrap();
         assert_eq!(error.body().error.param.as_deref(), Some("messages[0].role"));
+        let tool = request(serde_json::json!({"model": "m", "messages": [{"role": "tool", "content": "42"}]}));
+        let error = validate(&tool, None).err().unwrap();
+        assert_eq!(error.body().error.param.as_deref(), Some("messages[0].tool_call_id"));
     }
 
     #[test]
-    fn unknown_fields_are_rejected_by_the_wire_type() {
+    fn unknown_fields_are_rejected_and_requests_round_trip() {
         let mut json = base();
         json["temprature"] = serde_json::json!(0.5);
         assert!(serde_json::from_value::<ChatCompletionRequest>(json).is_err());
+        let json = serde_json::json!({"model": "m", "messages": [
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto", "seed": 7});
+        let parsed = request(json.clone());
+        let mut back = serde_json::to_value(&parsed).unwrap();
+        // `content: null` is kept as null: the OpenAI API accepts it on assistant messages with tool calls.
+        assert_eq!(back["messages"][0]["content"], serde_json::Value::Null);
+        back["messages"][0].as_object_mut().unwrap().remove("content");
+        let mut expected = json;
+        expected["messages"][0].as_object_mut().unwrap().remove("content");
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn worst_case_cost_covers_the_completion_limit_and_every_choice() {
+        let price = Price {
+            input_micros_per_mtok: 1_000_000,
+            output_micros_per_mtok: 2_000_000,
+        };
+        let mut capped = with("max_tokens", serde_json::json!(10));
+        let prompt = estimate_prompt_tokens(&capped);
+        assert_eq!(worst_case_cost(&capped, Some(100), price), i64::from(prompt) + 20);
+        capped.n = Some(3);
+        assert_eq!(worst_case_cost(&capped, Some(100), price), i64::from(prompt) + 60);
+        let open = request(base());
+        assert_eq!(worst_case_cost(&open, None, price), i64::from(prompt) + 2 * 4096);
     }
 }

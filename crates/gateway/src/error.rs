@@ -103,6 +103,42 @@ pub enum GatewayError {
         /// When a retry can succeed.
         retry_after_secs: u64,
     },
+    /// An upstream provider failed: it could not be reached, timed out, broke the stream, sent something that is
+    /// not the protocol, or answered with an error status.
+    #[error("the upstream failed ({}): {message}", failure.describe())]
+    Upstream {
+        /// How it failed.
+        failure: UpstreamFailure,
+        /// What it said, or what went wrong.
+        message: String,
+    },
+    /// Every deployment that could serve the model is failing; the circuit breakers are open.
+    #[error("no deployment of '{0}' is available right now (all are failing); retry shortly")]
+    NoHealthyDeployment(String),
+    /// The request would take the key or tenant over its budget.
+    #[error(
+        "budget exhausted: this {scope} has spent {spent_usd:.6} of its {budget_usd:.6} USD {period} budget and this request may cost up to {request_usd:.6} USD"
+    )]
+    BudgetExceeded {
+        /// `key` or `tenant`.
+        scope: &'static str,
+        /// `total`, `daily` or `monthly`.
+        period: &'static str,
+        /// The budget.
+        budget_usd: f64,
+        /// Spent plus reserved by requests in flight.
+        spent_usd: f64,
+        /// This request's reservation.
+        request_usd: f64,
+    },
+    /// A guardrail refused the prompt or the response.
+    #[error("blocked by a guardrail ({rule}): {detail}")]
+    Blocked {
+        /// The rule, e.g. `pii`, `denied_topic`, `prompt_injection`.
+        rule: String,
+        /// Why, without repeating the offending content.
+        detail: String,
+    },
     /// Something on our side failed (the database, most likely).
     #[error("internal error: {0}")]
     Internal(String),
@@ -118,7 +154,86 @@ impl From<crate::KeyError> for GatewayError {
     }
 }
 
+/// How an upstream failed; decides both the status the client sees and whether another deployment may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// It could not be reached (refused, DNS, TLS).
+    Connect,
+    /// It did not answer in time.
+    Timeout,
+    /// The connection or stream broke mid-way.
+    Reset,
+    /// It answered with something that is not the protocol.
+    Malformed,
+    /// It answered with this HTTP error status.
+    Status(u16),
+}
+
+impl UpstreamFailure {
+    fn describe(&self) -> String {
+        match self {
+            UpstreamFailure::Connect => "unreachable".to_owned(),
+            UpstreamFailure::Timeout => "timed out".to_owned(),
+            UpstreamFailure::Reset => "connection reset".to_owned(),
+            UpstreamFailure::Malformed => "malformed response".to_owned(),
+            UpstreamFailure::Status(status) => format!("HTTP {status}"),
+        }
+    }
+}
+
 impl GatewayError {
+    pub(crate) fn upstream_connect(message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            failure: UpstreamFailure::Connect,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn upstream_timeout(message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            failure: UpstreamFailure::Timeout,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn upstream_reset(message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            failure: UpstreamFailure::Reset,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn upstream_malformed(message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            failure: UpstreamFailure::Malformed,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn upstream_status(status: u16, message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            failure: UpstreamFailure::Status(status),
+            message: message.into(),
+        }
+    }
+
+    /// Whether another attempt (on this or another deployment) may succeed: overload, timeouts, broken
+    /// connections and the upstream's 408/409/429/5xx. A request the upstream found invalid will not get better.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GatewayError::Upstream { failure, .. } => match failure {
+                UpstreamFailure::Status(status) => matches!(status, 408 | 409 | 429) || *status >= 500,
+                _ => true,
+            },
+            GatewayError::Overloaded(_)
+            | GatewayError::ModelLoading(_)
+            | GatewayError::ModelUnavailable { .. }
+            | GatewayError::NoHealthyDeployment(_)
+            | GatewayError::Provider(_) => true,
+            _ => false,
+        }
+    }
+
     /// Shorthand for an invalid request about one parameter.
     pub fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
         GatewayError::InvalidRequest {
@@ -146,6 +261,19 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             GatewayError::Provider(_) | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::NoHealthyDeployment(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::Blocked { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::Upstream { failure, .. } => match failure {
+                UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                // The upstream found the request itself wrong: the client's to fix.
+                UpstreamFailure::Status(status @ (400 | 404 | 413 | 422)) => {
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+                }
+                UpstreamFailure::Status(429) => StatusCode::TOO_MANY_REQUESTS,
+                // 401/403 from an upstream means our credentials for it are wrong, not the client's.
+                _ => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -156,6 +284,7 @@ impl GatewayError {
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            StatusCode::PAYMENT_REQUIRED => "insufficient_quota",
             status if status.is_client_error() => "invalid_request_error",
             _ => "server_error",
         }
@@ -182,6 +311,18 @@ impl GatewayError {
             GatewayError::KeyNotFound(_) => "key_not_found",
             GatewayError::Internal(_) => "internal_error",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
+            GatewayError::NoHealthyDeployment(_) => "no_healthy_deployment",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::Blocked { .. } => "content_blocked",
+            GatewayError::Upstream { failure, .. } => match failure {
+                UpstreamFailure::Connect => "upstream_unreachable",
+                UpstreamFailure::Timeout => "upstream_timeout",
+                UpstreamFailure::Reset => "upstream_reset",
+                UpstreamFailure::Malformed => "upstream_malformed",
+                UpstreamFailure::Status(429) => "upstream_rate_limited",
+                UpstreamFailure::Status(status) if *status < 500 => "upstream_rejected",
+                UpstreamFailure::Status(_) => "upstream_error",
+            },
         }
     }
 

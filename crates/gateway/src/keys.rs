@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::{Database, StoreError};
 
+use crate::budget::BudgetPeriod;
 use crate::chat::unix_seconds;
+use crate::guardrails::{GuardrailPolicy, PiiAction};
 
 /// Every secret starts with this, so leaked keys are easy to recognise and scan for.
 const SECRET_PREFIX: &str = "fw-";
@@ -31,10 +33,15 @@ pub struct NewKey {
     pub tpm: Option<u32>,
     /// Spending limit in micro-dollars.
     pub budget_micros: Option<i64>,
+    /// The period the budget covers; default `total`.
+    #[serde(default)]
+    pub budget_period: BudgetPeriod,
     /// Expiry, Unix seconds.
     pub expires_at: Option<i64>,
     /// Free-form metadata kept with the key.
     pub metadata: Option<serde_json::Value>,
+    /// Guardrails applied to this key's requests.
+    pub guardrails: Option<GuardrailPolicy>,
 }
 
 /// A key as stored, without its secret.
@@ -56,10 +63,14 @@ pub struct KeyInfo {
     pub tpm: Option<u32>,
     /// Spending limit in micro-dollars.
     pub budget_micros: Option<i64>,
+    /// The period the budget covers.
+    pub budget_period: BudgetPeriod,
     /// Expiry, Unix seconds.
     pub expires_at: Option<i64>,
     /// Metadata.
     pub metadata: Option<serde_json::Value>,
+    /// Guardrails applied to this key's requests.
+    pub guardrails: Option<GuardrailPolicy>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
     /// Revocation time, Unix seconds, if revoked.
@@ -131,23 +142,26 @@ pub struct KeyStore {
     db: Database,
 }
 
-type KeyRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    tenant: String,
+    name: Option<String>,
+    prefix: String,
+    models: Option<String>,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+    budget_micros: Option<i64>,
+    budget_period: String,
+    expires_at: Option<i64>,
+    metadata: Option<String>,
+    guardrails: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
 
-const KEY_COLUMNS: &str = "id, tenant, name, prefix, models, rpm, tpm, budget_micros, expires_at, metadata, \
-    created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, tenant, name, prefix, models, rpm, tpm, budget_micros, budget_period, expires_at, \
+    metadata, guardrails, created_at, revoked_at";
 
 impl KeyStore {
     /// The key store on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Public so
@@ -172,6 +186,9 @@ impl KeyStore {
         if new.budget_micros.is_some_and(|budget| budget < 0) {
             return Err(KeyError::Invalid("'budget' must not be negative".to_owned()));
         }
+        if let Some(policy) = &new.guardrails {
+            policy.validate().map_err(KeyError::Invalid)?;
+        }
         if new.expires_at.is_some_and(|at| at <= unix_seconds()) {
             return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
         }
@@ -179,10 +196,14 @@ impl KeyStore {
         let secret = new_secret();
         let models = new.models.as_ref().map(|models| serde_json::json!(models).to_string());
         let metadata = new.metadata.as_ref().map(serde_json::Value::to_string);
+        let guardrails = new
+            .guardrails
+            .as_ref()
+            .map(|policy| serde_json::to_string(policy).unwrap_or_default());
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, expires_at,
-                                   metadata, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, budget_period,
+                                   expires_at, metadata, guardrails, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(tenant)
@@ -193,8 +214,10 @@ impl KeyStore {
         .bind(new.rpm)
         .bind(new.tpm)
         .bind(new.budget_micros)
+        .bind(new.budget_period.as_str())
         .bind(new.expires_at)
         .bind(metadata)
+        .bind(guardrails)
         .bind(unix_seconds())
         .execute(self.db.pool())
         .await?;
@@ -272,20 +295,32 @@ impl KeyStore {
 }
 
 fn key_info(row: KeyRow) -> KeyInfo {
-    let (id, tenant, name, prefix, models, rpm, tpm, budget_micros, expires_at, metadata, created_at, revoked_at) = row;
     KeyInfo {
-        id,
-        tenant,
-        name,
-        prefix,
-        models: models.and_then(|json| serde_json::from_str(&json).ok()),
-        rpm: rpm.and_then(|n| u32::try_from(n).ok()),
-        tpm: tpm.and_then(|n| u32::try_from(n).ok()),
-        budget_micros,
-        expires_at,
-        metadata: metadata.and_then(|json| serde_json::from_str(&json).ok()),
-        created_at,
-        revoked_at,
+        id: row.id,
+        tenant: row.tenant,
+        name: row.name,
+        prefix: row.prefix,
+        models: row.models.and_then(|json| serde_json::from_str(&json).ok()),
+        rpm: row.rpm.and_then(|n| u32::try_from(n).ok()),
+        tpm: row.tpm.and_then(|n| u32::try_from(n).ok()),
+        budget_micros: row.budget_micros,
+        budget_period: BudgetPeriod::parse(&row.budget_period),
+        expires_at: row.expires_at,
+        metadata: row.metadata.and_then(|json| serde_json::from_str(&json).ok()),
+        // A stored policy that no longer parses must not silently switch protection off: fail closed.
+        guardrails: row.guardrails.map(|json| {
+            serde_json::from_str(&json).unwrap_or_else(|error| {
+                tracing::error!(%error, "a key's stored guardrail policy does not parse; applying the strictest one");
+                GuardrailPolicy {
+                    pii: PiiAction::Block,
+                    prompt_injection: true,
+                    check_output: true,
+                    ..GuardrailPolicy::default()
+                }
+            })
+        }),
+        created_at: row.created_at,
+        revoked_at: row.revoked_at,
     }
 }
 

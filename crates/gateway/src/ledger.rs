@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 use store::{Database, StoreError};
 
+use crate::budget::{Budgets, Reservation};
 use crate::limits::RateLimiter;
 
 /// One ledger row.
@@ -32,6 +33,39 @@ pub struct UsageRecord {
     pub ttft_ms: Option<f64>,
     /// `ok`, `cancelled`, or the error code of a failed request.
     pub status: String,
+    /// The deployment that served it (the last one tried, for a failure); none when refused before routing.
+    pub deployment: Option<String>,
+    /// What it cost, in micro-dollars (integers: money is never a float here).
+    pub cost_micros: i64,
+    /// Attempts made across deployments (1 when the first succeeded).
+    pub attempts: i64,
+    /// `hit` or `miss` when the response cache was consulted.
+    pub cache: Option<String>,
+    /// The guardrails' verdict, when guardrails ran: `allow`, `redacted` or `blocked:<rule>`.
+    pub guardrail: Option<String>,
+}
+
+impl UsageRecord {
+    /// A row for a request starting now, to be completed when it ends.
+    pub(crate) fn pending(request_id: String, account: &Account, model: &str, endpoint: &str) -> UsageRecord {
+        UsageRecord {
+            request_id,
+            tenant: account.tenant.clone(),
+            key_id: account.key_id.clone(),
+            model: model.to_owned(),
+            endpoint: endpoint.to_owned(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            latency_ms: 0.0,
+            ttft_ms: None,
+            status: String::new(),
+            deployment: None,
+            cost_micros: 0,
+            attempts: 0,
+            cache: None,
+            guardrail: None,
+        }
+    }
 }
 
 /// Who a request is accounted to: a tenant, and the virtual key it came with (none for in-process callers and
@@ -42,23 +76,34 @@ pub(crate) struct Account {
     pub(crate) key_id: Option<String>,
 }
 
-/// Where finished requests go: the ledger row, and the tokens counted against the key's rate limits.
+/// Where finished requests go: the ledger row, the metrics, the tokens counted against the key's rate limits,
+/// and the cost booked against budgets.
 #[derive(Clone)]
 pub(crate) struct UsageSink {
     pub(crate) ledger: UsageLedger,
     pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) budgets: Arc<Budgets>,
 }
 
 impl UsageSink {
     /// Records one finished request; a failed write is logged, never surfaced to the client who was served.
-    pub(crate) async fn write(&self, row: UsageRecord) {
+    pub(crate) async fn write(&self, row: UsageRecord, reservation: Option<Reservation>) {
+        self.account(&row, reservation);
+        if let Err(error) = self.ledger.record(&row).await {
+            tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
+        }
+    }
+
+    /// The in-memory side of finishing a request: limits, budgets and metrics, updated at once so that the
+    /// next request sees them even before the ledger row is on disk.
+    fn account(&self, row: &UsageRecord, reservation: Option<Reservation>) {
         if let Some(key_id) = &row.key_id {
             let tokens = u32::try_from(row.prompt_tokens + row.completion_tokens).unwrap_or(u32::MAX);
             self.limiter.record_tokens(key_id, tokens, Instant::now());
         }
-        if let Err(error) = self.ledger.record(&row).await {
-            tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
-        }
+        self.budgets
+            .settle(reservation, row.key_id.as_deref(), &row.tenant, row.cost_micros);
+        crate::metrics::record_model_request(row);
     }
 }
 
@@ -79,8 +124,8 @@ impl UsageLedger {
         sqlx::query(
             "INSERT INTO usage_ledger
                 (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
-                 status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 status, deployment, cost_micros, attempts, cache, guardrail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(&row.request_id)
@@ -93,6 +138,11 @@ impl UsageLedger {
         .bind(row.latency_ms)
         .bind(row.ttft_ms)
         .bind(&row.status)
+        .bind(&row.deployment)
+        .bind(row.cost_micros)
+        .bind(row.attempts)
+        .bind(&row.cache)
+        .bind(&row.guardrail)
         .execute(self.db.pool())
         .await?;
         Ok(())
@@ -102,10 +152,35 @@ impl UsageLedger {
         self.db.pool()
     }
 
+    /// Micro-dollars spent with a key since `since` (the ledger's UTC timestamp text).
+    pub(crate) async fn spent_by_key_since(&self, key_id: &str, since: &str) -> Result<i64, StoreError> {
+        let (spent,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger WHERE key_id = ? AND created_at >= ?",
+        )
+        .bind(key_id)
+        .bind(since)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(spent)
+    }
+
+    /// Micro-dollars spent by a tenant since `since`.
+    pub(crate) async fn spent_by_tenant_since(&self, tenant: &str, since: &str) -> Result<i64, StoreError> {
+        let (spent,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger WHERE tenant = ? AND created_at >= ?",
+        )
+        .bind(tenant)
+        .bind(since)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(spent)
+    }
+
     /// The newest rows first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query_as(
-            "SELECT request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status
+            "SELECT request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status,
+                    deployment, cost_micros, attempts, cache, guardrail
              FROM usage_ledger ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
@@ -132,6 +207,11 @@ mod tests {
             latency_ms: 12.5,
             ttft_ms: Some(3.0),
             status: "ok".to_owned(),
+            deployment: Some("d".to_owned()),
+            cost_micros: 7,
+            attempts: 1,
+            cache: None,
+            guardrail: None,
         }
     }
 

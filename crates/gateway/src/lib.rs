@@ -5,9 +5,13 @@
 //! ends in exactly one ledger row.
 
 mod admin;
+mod budget;
 mod chat;
+mod dispatch;
 mod embeddings;
 mod error;
+mod guarded;
+pub mod guardrails;
 mod http;
 mod keys;
 mod ledger;
@@ -16,27 +20,36 @@ pub mod metrics;
 mod models;
 pub mod openai;
 mod provider;
+mod routing;
 mod schema;
 mod usage;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use store::{Database, StoreError};
 
 pub use admin::{router as admin_router, usd_to_micros};
+pub use budget::BudgetPeriod;
 pub use chat::{ChatCompletionStream, unix_seconds};
-pub use error::{ErrorBody, ErrorObject, GatewayError};
+pub use error::{ErrorBody, ErrorObject, GatewayError, UpstreamFailure};
 pub use http::{HttpOptions, router};
 pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
 pub use ledger::{UsageLedger, UsageRecord};
 pub use limits::LimitStatus;
-pub use models::{ModelInfo, ModelKind, ModelStatus};
+pub use models::{
+    DeploymentConfig, DeploymentInfo, ModelConfig, ModelConfigError, ModelInfo, ModelKind, ModelStatus, Price,
+};
+pub use provider::ProviderKind;
+pub use provider::fault::FaultConfig;
+pub use routing::{Candidate, PlacementAdvisor, RoutingConfig, RoutingStrategy};
 pub use usage::{UsageDimension, UsageGroup, parse_bound};
 
+use budget::{BudgetLimit, Budgets, Scope};
+use dispatch::Dispatcher;
 use ledger::{Account, UsageSink};
 use limits::{Limits, RateLimiter};
-use models::{Backend, ModelCatalog};
+use models::{Backend, ModelCatalog, ModelEntry};
 use openai::{ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse};
 
 /// The tenant of HTTP requests while no master key is set (auth off).
@@ -55,6 +68,28 @@ pub enum Caller {
     Key(Box<KeyInfo>),
 }
 
+/// How the gateway is set up, beyond its database.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    /// With a master key every request must carry a valid key; without one auth is off (for local use).
+    pub master_key: Option<String>,
+    /// Models served by upstream providers (the embedded engine's models are added as they load).
+    pub models: Vec<ModelConfig>,
+    /// Retries, backoff and circuit breaking.
+    pub routing: RoutingConfig,
+}
+
+/// Why the gateway could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The model configuration is inconsistent.
+    #[error(transparent)]
+    Models(#[from] ModelConfigError),
+}
+
 /// The gateway. Cheap to clone: clones share the catalog and the ledger.
 #[derive(Clone)]
 pub struct Gateway {
@@ -67,26 +102,58 @@ struct Inner {
     keys: KeyStore,
     /// SHA-256 of the master key; `None` means auth is off.
     master_key_hash: Option<String>,
+    routing: RoutingConfig,
+    advisor: RwLock<Option<Arc<dyn PlacementAdvisor>>>,
     started_at: i64,
 }
 
 impl Gateway {
-    /// Opens the gateway on `db`, bringing its tables up to date. With a `master_key`, every request must carry
-    /// a valid key; without one, auth is off (for local use).
+    /// Opens the gateway on `db` with no configured models, bringing its tables up to date.
     pub async fn open(db: Database, master_key: Option<&str>) -> Result<Gateway, StoreError> {
         schema::migrate(&db).await?;
-        Ok(Gateway {
+        let config = GatewayConfig {
+            master_key: master_key.map(str::to_owned),
+            ..GatewayConfig::default()
+        };
+        Ok(Gateway::assemble(db, &config, ModelCatalog::default()))
+    }
+
+    /// Opens the gateway on `db` with `config`, bringing its tables up to date and building the providers of
+    /// the configured models.
+    pub async fn open_with(db: Database, config: GatewayConfig) -> Result<Gateway, OpenError> {
+        schema::migrate(&db).await?;
+        let models = ModelCatalog::default();
+        models.configure(&config.models)?;
+        Ok(Gateway::assemble(db, &config, models))
+    }
+
+    fn assemble(db: Database, config: &GatewayConfig, models: ModelCatalog) -> Gateway {
+        let ledger = UsageLedger::new(db.clone());
+        Gateway {
             inner: Arc::new(Inner {
-                models: ModelCatalog::default(),
+                models,
                 usage: UsageSink {
-                    ledger: UsageLedger::new(db.clone()),
+                    budgets: Arc::new(Budgets::new(ledger.clone())),
+                    ledger,
                     limiter: Arc::new(RateLimiter::default()),
                 },
                 keys: KeyStore::new(db),
-                master_key_hash: master_key.map(keys::hash_secret),
+                master_key_hash: config.master_key.as_deref().map(keys::hash_secret),
+                routing: config.routing,
+                advisor: RwLock::new(None),
                 started_at: chat::unix_seconds(),
             }),
-        })
+        }
+    }
+
+    /// Installs the placement advisor that `fleet` routing asks (the fleet planner).
+    pub fn set_placement_advisor(&self, advisor: Arc<dyn PlacementAdvisor>) {
+        let mut slot = self
+            .inner
+            .advisor
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(advisor);
     }
 
     /// Whether requests must carry a key.
@@ -126,56 +193,70 @@ impl Gateway {
         }
     }
 
-    /// A client acting for `caller`: its tenant pays, its key's model list applies.
+    /// A client acting for `caller`: its tenant pays, its key's model list, limits and budget apply.
     pub fn client_for(&self, caller: &Caller) -> GatewayClient {
         match caller {
             Caller::Anonymous => self.client(PUBLIC_TENANT),
             Caller::Admin => self.client(ADMIN_TENANT),
-            Caller::Key(key) => GatewayClient {
-                gateway: self.clone(),
-                account: Account {
-                    tenant: key.tenant.clone(),
-                    key_id: Some(key.id.clone()),
-                },
-                allowed_models: key.models.clone(),
-                limits: Limits {
-                    rpm: key.rpm,
-                    tpm: key.tpm,
-                },
-            },
+            Caller::Key(key) => {
+                let mut budgets = Vec::new();
+                if let Some(budget_micros) = key.budget_micros {
+                    budgets.push(BudgetLimit {
+                        scope: Scope::Key(key.id.clone()),
+                        budget_micros,
+                        period: key.budget_period,
+                    });
+                }
+                GatewayClient {
+                    gateway: self.clone(),
+                    account: Account {
+                        tenant: key.tenant.clone(),
+                        key_id: Some(key.id.clone()),
+                    },
+                    allowed_models: key.models.clone(),
+                    limits: Limits {
+                        rpm: key.rpm,
+                        tpm: key.tpm,
+                    },
+                    budgets,
+                    guardrails: key.guardrails.clone().map(Arc::new),
+                }
+            }
         }
     }
 
-    /// Announces a model that is still loading: requests for it get 503 "loading", not 404.
+    /// Announces an embedded model that is still loading: requests for it get 503 "loading", not 404.
     pub fn declare_model(&self, id: &str, kind: ModelKind) {
-        self.inner.models.declare(id, kind);
+        self.inner.models.declare_embedded(id, kind);
     }
 
     /// Serves `id` with a chat model of the embedded engine.
     pub fn serve_embedded_chat(&self, id: &str, model: inference::ChatModel) {
         let provider = provider::embedded::EmbeddedChat::new(model);
-        self.inner.models.attach(id, Backend::Chat(Arc::new(provider)));
+        self.inner.models.attach_embedded(id, Backend::Chat(Arc::new(provider)));
     }
 
     /// Serves `id` with a sentence embedder of the embedded engine.
     pub fn serve_embedded_embedder(&self, id: &str, embedder: inference::Embedder) {
         let provider = provider::embedded::EmbeddedEmbedder::new(embedder);
-        self.inner.models.attach(id, Backend::Embedding(Arc::new(provider)));
+        self.inner
+            .models
+            .attach_embedded(id, Backend::Embedding(Arc::new(provider)));
     }
 
-    /// Marks a declared model as failed to load; requests for it get 503 with `reason`.
+    /// Marks a declared embedded model as failed to load; requests for it get 503 with `reason`.
     pub fn fail_model(&self, id: &str, reason: String) {
-        self.inner.models.fail(id, reason);
+        self.inner.models.fail_embedded(id, reason);
     }
 
-    /// The declared models and their state.
+    /// The models and their state.
     pub fn models(&self) -> Vec<ModelInfo> {
         self.inner.models.list()
     }
 
-    /// True when every declared model is ready.
+    /// True when no model is still loading.
     pub fn is_ready(&self) -> bool {
-        self.models().iter().all(|model| model.status == ModelStatus::Ready)
+        self.models().iter().all(|model| model.status != ModelStatus::Loading)
     }
 
     /// The usage ledger.
@@ -193,11 +274,27 @@ impl Gateway {
             },
             allowed_models: None,
             limits: Limits { rpm: None, tpm: None },
+            budgets: Vec::new(),
+            guardrails: None,
         }
     }
 
     fn started_at(&self) -> i64 {
         self.inner.started_at
+    }
+
+    fn dispatcher(&self) -> Dispatcher<'_> {
+        let advisor = self
+            .inner
+            .advisor
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Dispatcher {
+            catalog: &self.inner.models,
+            routing: &self.inner.routing,
+            advisor,
+        }
     }
 }
 
@@ -210,6 +307,10 @@ pub struct GatewayClient {
     allowed_models: Option<Vec<String>>,
     /// The key's rate limits.
     limits: Limits,
+    /// The budgets this client's spending counts against.
+    budgets: Vec<BudgetLimit>,
+    /// The key's guardrails.
+    guardrails: Option<Arc<guardrails::GuardrailPolicy>>,
 }
 
 impl GatewayClient {
@@ -234,6 +335,7 @@ impl GatewayClient {
         match self.gateway.inner.usage.limiter.admit(key_id, self.limits, started) {
             Ok(status) => Ok(Some(status)),
             Err(exceeded) => {
+                metrics::record_limit_rejection(if exceeded.what == "requests" { "rpm" } else { "tpm" });
                 let error = GatewayError::RateLimited {
                     what: exceeded.what,
                     limit: exceeded.limit,
@@ -244,99 +346,244 @@ impl GatewayClient {
         }
     }
 
-    /// The backend serving `model`, if this client may call it.
-    fn backend(&self, model: &str) -> Result<Backend, GatewayError> {
-        let backend = self.gateway.inner.models.backend(model)?;
-        if self.allows_model(model) {
-            Ok(backend)
-        } else {
-            Err(GatewayError::ModelNotAllowed(model.to_owned()))
+    /// The model `name` refers to, if this client may call it for `endpoint`.
+    fn model_for(&self, name: &str, kind: ModelKind) -> Result<Arc<ModelEntry>, GatewayError> {
+        let entry = self.gateway.inner.models.resolve(name)?;
+        if !(self.allows_model(name) || self.allows_model(&entry.id)) {
+            return Err(GatewayError::ModelNotAllowed(name.to_owned()));
         }
+        if entry.kind != kind {
+            return Err(GatewayError::WrongModelKind {
+                model: name.to_owned(),
+                endpoint: match kind {
+                    ModelKind::Chat => "chat completions",
+                    ModelKind::Embedding => "embeddings",
+                },
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Everything that happens before a chat request is sent anywhere: the model, the checks, the budget.
+    async fn prepare_chat(
+        &self,
+        request: &mut ChatCompletionRequest,
+        started: Instant,
+    ) -> Result<(Arc<ModelEntry>, chat::ChatRecord), GatewayError> {
+        let checked = self
+            .model_for(&request.model, ModelKind::Chat)
+            .and_then(|entry| chat::validate(request, entry.context_length).map(|()| entry));
+        let entry = match checked {
+            Ok(entry) => entry,
+            Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &request.model, started).await),
+        };
+        let verdict = self
+            .guardrails
+            .as_deref()
+            .map(|policy| guarded::check_request(policy, request));
+        if let Some(guardrails::Verdict::Blocked { rule, detail }) = &verdict {
+            let error = GatewayError::Blocked {
+                rule: rule.clone(),
+                detail: detail.clone(),
+            };
+            let label = verdict.as_ref().map(guardrails::Verdict::label);
+            return Err(self
+                .refuse_with(error, chat::ENDPOINT, &request.model, started, label)
+                .await);
+        }
+        let model = request.model.as_str();
+        let reservation = if self.budgets.is_empty() {
+            None
+        } else {
+            let price = entry
+                .deployments
+                .iter()
+                .map(|deployment| deployment.price)
+                .max_by_key(|price| price.input_micros_per_mtok + price.output_micros_per_mtok)
+                .unwrap_or(entry.price);
+            let worst_case = chat::worst_case_cost(request, entry.context_length, price);
+            match self
+                .gateway
+                .inner
+                .usage
+                .budgets
+                .reserve(&self.budgets, worst_case)
+                .await
+            {
+                Ok(reservation) => Some(reservation),
+                Err(error) => return Err(self.refuse(error, chat::ENDPOINT, model, started).await),
+            }
+        };
+        let mut record = chat::ChatRecord::new(
+            self.gateway.inner.usage.clone(),
+            &self.account,
+            model,
+            started,
+            chat::estimate_prompt_tokens(request),
+            reservation,
+        );
+        if let (Some(row), Some(verdict)) = (record.row_mut(), &verdict) {
+            row.guardrail = Some(verdict.label());
+        }
+        Ok((entry, record))
     }
 
     /// A chat completion, streamed chunk by chunk. `request.stream` is ignored: this is always a stream.
-    pub async fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream, GatewayError> {
+    pub async fn chat_stream(&self, mut request: ChatCompletionRequest) -> Result<ChatCompletionStream, GatewayError> {
+        if self.guardrails.as_ref().is_some_and(|policy| policy.check_output) {
+            // The answer must be checked whole before any of it reaches the client.
+            let include_usage = request
+                .stream_options
+                .as_ref()
+                .is_some_and(|options| options.include_usage);
+            let completion = self.chat(request).await?;
+            return Ok(guarded::completion_as_stream(completion, include_usage));
+        }
         let started = Instant::now();
-        let model = request.model.clone();
-        let provider = match self.backend(&model) {
-            Ok(Backend::Chat(provider)) => provider,
-            Ok(Backend::Embedding(_)) => {
-                let error = GatewayError::WrongModelKind {
-                    model: model.clone(),
-                    endpoint: "chat completions",
-                };
-                return Err(self.refuse(error, chat::ENDPOINT, &model, started).await);
+        let (entry, mut record) = self.prepare_chat(&mut request, started).await?;
+        let include_usage = request
+            .stream_options
+            .as_ref()
+            .is_some_and(|options| options.include_usage);
+        let requested_model = request.model.clone();
+        let dispatcher = self.gateway.dispatcher();
+        let served = dispatcher
+            .run(&entry, |backend, deployment| {
+                let mut request = request.clone();
+                async move {
+                    let Backend::Chat(provider) = backend else {
+                        return Err(GatewayError::Internal(
+                            "a chat model has a non-chat deployment".to_owned(),
+                        ));
+                    };
+                    request.model.clone_from(&deployment.upstream_model);
+                    let mut chunks = provider.stream(request).await?;
+                    // The first chunk proves the deployment is answering; failures before it can still move
+                    // to another deployment, failures after it reach the client.
+                    match futures::StreamExt::next(&mut chunks).await {
+                        Some(Ok(first)) => {
+                            let rest: provider::ChunkStream =
+                                Box::pin(futures::StreamExt::chain(futures::stream::iter([Ok(first)]), chunks));
+                            Ok(rest)
+                        }
+                        Some(Err(error)) => Err(error),
+                        None => Err(GatewayError::upstream_reset("the upstream ended the stream at once")),
+                    }
+                }
+            })
+            .await;
+        match served {
+            Ok(served) => {
+                record.served_by(&served.deployment, served.attempts);
+                Ok(chat::client_stream(
+                    served.value,
+                    chat::StreamContext {
+                        record,
+                        deployment: served.deployment,
+                        in_flight: served.in_flight,
+                        routing: self.gateway.inner.routing,
+                        requested_model,
+                        include_usage,
+                    },
+                ))
             }
-            Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &model, started).await),
-        };
-        let validated = match chat::validate(request, provider.context_length()) {
-            Ok(validated) => validated,
-            Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &model, started).await),
-        };
-        chat::start(chat::ChatRun {
-            sink: self.gateway.inner.usage.clone(),
-            account: self.account.clone(),
-            model,
-            provider,
-            validated,
-            started,
-        })
-        .await
+            Err(unserved) => Err(self.unserved(record, unserved).await),
+        }
     }
 
     /// A chat completion, whole.
-    pub async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatCompletion, GatewayError> {
-        let include_usage = openai::StreamOptions {
-            include_usage: true,
-            include_obfuscation: None,
-        };
-        let request = ChatCompletionRequest {
-            stream: true,
-            stream_options: Some(include_usage),
-            ..request
-        };
-        chat::collect(self.chat_stream(request).await?).await
+    pub async fn chat(&self, mut request: ChatCompletionRequest) -> Result<ChatCompletion, GatewayError> {
+        let started = Instant::now();
+        let (entry, mut record) = self.prepare_chat(&mut request, started).await?;
+        let requested_model = request.model.clone();
+        let dispatcher = self.gateway.dispatcher();
+        let served = dispatcher
+            .run(&entry, |backend, deployment| {
+                let mut request = request.clone();
+                async move {
+                    let Backend::Chat(provider) = backend else {
+                        return Err(GatewayError::Internal(
+                            "a chat model has a non-chat deployment".to_owned(),
+                        ));
+                    };
+                    request.model.clone_from(&deployment.upstream_model);
+                    request.stream = false;
+                    request.stream_options = None;
+                    provider.complete(request).await
+                }
+            })
+            .await;
+        match served {
+            Ok(served) => {
+                record.served_by(&served.deployment, served.attempts);
+                let mut completion = served.value;
+                if let Some(policy) = self.guardrails.as_deref()
+                    && let Err(error) = guarded::check_completion(policy, &mut completion, &mut record)
+                {
+                    let usage = completion.usage.unwrap_or_default();
+                    record.finish(error.code(), usage).await;
+                    return Err(error);
+                }
+                Ok(chat::finish_completion(completion, record, &requested_model).await)
+            }
+            Err(unserved) => Err(self.unserved(record, unserved).await),
+        }
+    }
+
+    /// Records a request that no deployment served, and hands its error back.
+    async fn unserved(&self, mut record: chat::ChatRecord, unserved: dispatch::Unserved) -> GatewayError {
+        if let Some(row) = record.row_mut() {
+            row.deployment = unserved.deployment;
+            row.attempts = i64::from(unserved.attempts);
+        }
+        record.fail(&unserved.error).await;
+        unserved.error
     }
 
     /// Embeddings for one or more inputs.
     pub async fn embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, GatewayError> {
         let started = Instant::now();
-        match self.backend(&request.model) {
-            Ok(Backend::Embedding(provider)) => {
-                embeddings::run(&self.gateway.inner.usage, &self.account, provider.as_ref(), request).await
-            }
-            Ok(Backend::Chat(_)) => {
-                let error = GatewayError::WrongModelKind {
-                    model: request.model.clone(),
-                    endpoint: "embeddings",
-                };
-                Err(self.refuse(error, embeddings::ENDPOINT, &request.model, started).await)
-            }
-            Err(error) => Err(self.refuse(error, embeddings::ENDPOINT, &request.model, started).await),
-        }
+        let model = request.model.clone();
+        let entry = match self.model_for(&model, ModelKind::Embedding) {
+            Ok(entry) => entry,
+            Err(error) => return Err(self.refuse(error, embeddings::ENDPOINT, &model, started).await),
+        };
+        embeddings::run(embeddings::EmbeddingRun {
+            sink: &self.gateway.inner.usage,
+            account: &self.account,
+            dispatcher: self.gateway.dispatcher(),
+            entry,
+            budgets: &self.budgets,
+            request,
+            started,
+        })
+        .await
     }
 
     /// Records a request refused before reaching a model, and hands the error back.
     async fn refuse(&self, error: GatewayError, endpoint: &'static str, model: &str, started: Instant) -> GatewayError {
+        self.refuse_with(error, endpoint, model, started, None).await
+    }
+
+    /// [`GatewayClient::refuse`] with the guardrails' verdict for the ledger.
+    async fn refuse_with(
+        &self,
+        error: GatewayError,
+        endpoint: &'static str,
+        model: &str,
+        started: Instant,
+        guardrail: Option<String>,
+    ) -> GatewayError {
         let prefix = if endpoint == embeddings::ENDPOINT {
             "embd"
         } else {
             "chatcmpl"
         };
-        let row = UsageRecord {
-            request_id: chat::new_request_id(prefix),
-            tenant: self.account.tenant.clone(),
-            key_id: self.account.key_id.clone(),
-            model: model.to_owned(),
-            endpoint: endpoint.to_owned(),
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            latency_ms: started.elapsed().as_secs_f64() * 1e3,
-            ttft_ms: None,
-            status: error.code().to_owned(),
-        };
-        metrics::record_model_request(model, endpoint, error.code(), 0, 0, row.latency_ms / 1e3);
-        self.gateway.inner.usage.write(row).await;
+        let mut row = UsageRecord::pending(chat::new_request_id(prefix), &self.account, model, endpoint);
+        row.latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        row.status = error.code().to_owned();
+        row.guardrail = guardrail;
+        self.gateway.inner.usage.write(row, None).await;
         error
     }
 }

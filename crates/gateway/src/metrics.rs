@@ -16,6 +16,10 @@ const MODEL_REQUESTS: &str = "flywheel_model_requests_total";
 const MODEL_TOKENS: &str = "flywheel_model_tokens_total";
 const MODEL_DURATION: &str = "flywheel_model_request_duration_seconds";
 const MODEL_TTFT: &str = "flywheel_model_time_to_first_token_seconds";
+const MODEL_COST: &str = "flywheel_model_cost_microdollars_total";
+const MODEL_RETRIES: &str = "flywheel_model_retries_total";
+const LIMIT_REJECTIONS: &str = "flywheel_limit_rejections_total";
+const CACHE_LOOKUPS: &str = "flywheel_cache_lookups_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -50,24 +54,37 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     response
 }
 
-/// Records one finished model request.
-pub(crate) fn record_model_request(
-    model: &str,
-    endpoint: &'static str,
-    status: &str,
-    prompt: u32,
-    completion: u32,
-    seconds: f64,
-) {
-    metrics::counter!(MODEL_REQUESTS, "model" => model.to_owned(), "endpoint" => endpoint, "status" => status.to_owned())
-        .increment(1);
-    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "input").increment(u64::from(prompt));
-    metrics::counter!(MODEL_TOKENS, "model" => model.to_owned(), "direction" => "output")
-        .increment(u64::from(completion));
-    metrics::histogram!(MODEL_DURATION, "model" => model.to_owned(), "endpoint" => endpoint).record(seconds);
+/// Records one finished model request from its ledger row.
+pub(crate) fn record_model_request(row: &crate::UsageRecord) {
+    let model = row.model.clone();
+    let deployment = row.deployment.clone().unwrap_or_else(|| "none".to_owned());
+    metrics::counter!(MODEL_REQUESTS, "model" => model.clone(), "deployment" => deployment.clone(),
+        "endpoint" => row.endpoint.clone(), "status" => row.status.clone())
+    .increment(1);
+    let prompt = u64::try_from(row.prompt_tokens).unwrap_or(0);
+    let completion = u64::try_from(row.completion_tokens).unwrap_or(0);
+    metrics::counter!(MODEL_TOKENS, "model" => model.clone(), "direction" => "input").increment(prompt);
+    metrics::counter!(MODEL_TOKENS, "model" => model.clone(), "direction" => "output").increment(completion);
+    metrics::counter!(MODEL_COST, "model" => model.clone()).increment(u64::try_from(row.cost_micros).unwrap_or(0));
+    metrics::histogram!(MODEL_DURATION, "model" => model, "deployment" => deployment, "endpoint" => row.endpoint.clone())
+        .record(row.latency_ms / 1e3);
+    if let Some(cache) = &row.cache {
+        metrics::counter!(CACHE_LOOKUPS, "endpoint" => row.endpoint.clone(), "result" => cache.clone()).increment(1);
+    }
 }
 
 /// Records the time to the first generated token of a chat request.
 pub(crate) fn record_time_to_first_token(model: &str, seconds: f64) {
     metrics::histogram!(MODEL_TTFT, "model" => model.to_owned()).record(seconds);
+}
+
+/// Records a failed attempt that was retried on another (or the same) deployment.
+pub(crate) fn record_retry(model: &str, deployment: &str, code: &'static str) {
+    metrics::counter!(MODEL_RETRIES, "model" => model.to_owned(), "deployment" => deployment.to_owned(), "code" => code)
+        .increment(1);
+}
+
+/// Records a request refused by a rate limit or budget (`rpm`, `tpm`, `budget`).
+pub(crate) fn record_limit_rejection(limit: &'static str) {
+    metrics::counter!(LIMIT_REJECTIONS, "limit" => limit).increment(1);
 }

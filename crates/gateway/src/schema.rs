@@ -1,4 +1,4 @@
-//! The gateway's tables, as migrations: the usage ledger, then tenants' virtual keys.
+//! The gateway's tables, as migrations: the usage ledger, tenants' virtual keys, tenants' own limits.
 
 use store::{Database, Migration, StoreError};
 
@@ -42,6 +42,27 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX api_keys_tenant ON api_keys (tenant);
         ALTER TABLE usage_ledger ADD COLUMN key_id TEXT;",
+    },
+    Migration {
+        version: 3,
+        description: "routing, cost, cache and guardrails in the ledger; budget periods; tenants",
+        sql: "ALTER TABLE usage_ledger ADD COLUMN deployment TEXT;
+        ALTER TABLE usage_ledger ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage_ledger ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE usage_ledger ADD COLUMN cache TEXT;
+        ALTER TABLE usage_ledger ADD COLUMN guardrail TEXT;
+        CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at);
+        ALTER TABLE api_keys ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'total';
+        ALTER TABLE api_keys ADD COLUMN guardrails TEXT;
+        ALTER TABLE api_keys ADD COLUMN cache TEXT;
+        CREATE TABLE tenants (
+            name TEXT PRIMARY KEY,
+            rpm INTEGER,
+            tpm INTEGER,
+            budget_micros INTEGER,
+            budget_period TEXT NOT NULL DEFAULT 'total',
+            updated_at INTEGER NOT NULL
+        );",
     },
 ];
 

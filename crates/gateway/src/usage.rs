@@ -201,6 +201,11 @@ mod tests {
             latency_ms: 20.0,
             ttft_ms: None,
             status: status.to_owned(),
+            deployment: None,
+            cost_micros: 3,
+            attempts: 1,
+            cache: None,
+            guardrail: None,
         }
     }
 

@@ -7,8 +7,12 @@ use futures::future::BoxFuture;
 use inference::{ChatModel, Embedder, GenerationEvent, GenerationRequest, InferenceError};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{ChatProvider, EmbeddingOutput, EmbeddingProvider, ProviderChatRequest, ProviderEvent, ProviderStream};
+use super::{ChatProvider, ChunkStream, EmbeddingOutput, EmbeddingProvider};
 use crate::GatewayError;
+use crate::openai::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta, EmbeddingInput, EmbeddingRequest,
+    MessageContent, Usage,
+};
 
 pub(crate) struct EmbeddedChat {
     model: Arc<ChatModel>,
@@ -35,9 +39,148 @@ fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
     }
 }
 
+/// What the embedded engine can do with a request: plain-text chat with sampling settings. Anything else is
+/// refused by name, so a client learns which parameter to drop rather than getting a silently different answer.
+fn generation_request(request: ChatCompletionRequest) -> Result<GenerationRequest, GatewayError> {
+    let model = request.model.clone();
+    let unsupported = |param: &str, reason: &str| GatewayError::UnsupportedParameter {
+        param: param.to_owned(),
+        model: model.clone(),
+        reason: reason.to_owned(),
+    };
+    if request.tools.as_ref().is_some_and(|tools| !tools.is_empty()) || request.functions.is_some() {
+        return Err(unsupported(
+            "tools",
+            "tool calling is not available on the embedded engine",
+        ));
+    }
+    if let Some(format) = &request.response_format
+        && format.get("type").and_then(|t| t.as_str()) != Some("text")
+    {
+        return Err(unsupported(
+            "response_format",
+            "only the 'text' response format is available on the embedded engine",
+        ));
+    }
+    if request.logprobs == Some(true) || request.top_logprobs.is_some() {
+        return Err(unsupported(
+            "logprobs",
+            "log probabilities are not available on the embedded engine",
+        ));
+    }
+    if request
+        .logit_bias
+        .as_ref()
+        .is_some_and(|bias| bias.as_object().is_none_or(|map| !map.is_empty()))
+    {
+        return Err(unsupported(
+            "logit_bias",
+            "logit bias is not available on the embedded engine",
+        ));
+    }
+    if request.audio.is_some() {
+        return Err(unsupported("audio", "this is a text model"));
+    }
+    for (param, value) in [
+        ("frequency_penalty", request.frequency_penalty),
+        ("presence_penalty", request.presence_penalty),
+    ] {
+        if value.is_some_and(|v| v != 0.0) {
+            return Err(unsupported(param, "penalties are not available on the embedded engine"));
+        }
+    }
+    if request.n.is_some_and(|n| n > 1) {
+        return Err(unsupported(
+            "n",
+            "only one choice per request (n=1) is available on the embedded engine",
+        ));
+    }
+    let mut messages = Vec::with_capacity(request.messages.len());
+    for (index, message) in request.messages.into_iter().enumerate() {
+        let param = format!("messages[{index}]");
+        let role = match message.role.as_str() {
+            "system" | "developer" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            _ => {
+                return Err(unsupported(
+                    &param,
+                    "tool messages need tool calling, not available on the embedded engine",
+                ));
+            }
+        };
+        if message.tool_calls.is_some() {
+            return Err(unsupported(
+                &param,
+                "tool calls are not available on the embedded engine",
+            ));
+        }
+        let content = match message.content {
+            Some(MessageContent::Text(text)) => text,
+            Some(MessageContent::Parts(parts)) => {
+                let mut text = String::new();
+                for part in parts {
+                    match (part.kind.as_str(), part.text) {
+                        ("text", Some(part_text)) => text.push_str(&part_text),
+                        (kind, _) => {
+                            return Err(unsupported(
+                                &param,
+                                &format!("'{kind}' content parts: this is a text model"),
+                            ));
+                        }
+                    }
+                }
+                text
+            }
+            None => String::new(),
+        };
+        messages.push(inference::ChatMessage {
+            role: role.to_owned(),
+            content,
+        });
+    }
+    let temperature = request.temperature.unwrap_or(1.0);
+    let top_p = request.top_p.unwrap_or(1.0);
+    // top_p = 0 keeps only the most likely token: the same as greedy decoding.
+    let (temperature, top_p) = if top_p == 0.0 { (0.0, 1.0) } else { (temperature, top_p) };
+    Ok(GenerationRequest {
+        messages,
+        max_tokens: request
+            .max_completion_tokens
+            .or(request.max_tokens)
+            .and_then(|n| u32::try_from(n).ok()),
+        temperature: temperature as f32,
+        top_p: top_p as f32,
+        // Seeds are opaque bits: a negative seed is as good as any other.
+        seed: request.seed.map(|seed| seed as u64),
+        stop: request.stop.map(|stop| stop.into_vec()).unwrap_or_default(),
+    })
+}
+
+fn chunk(model: &str, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> ChatCompletionChunk {
+    ChatCompletionChunk {
+        id: String::new(),
+        object: "chat.completion.chunk".to_owned(),
+        created: 0,
+        model: model.to_owned(),
+        choices: if usage.is_some() {
+            Vec::new()
+        } else {
+            vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+                logprobs: None,
+            }]
+        },
+        usage: usage.map(Some),
+        system_fingerprint: None,
+    }
+}
+
 impl ChatProvider for EmbeddedChat {
-    fn context_length(&self) -> u32 {
-        self.model.info().context_length
+    fn context_length(&self) -> Option<u32> {
+        Some(self.model.info().context_length)
     }
 
     fn count_tokens(&self, text: &str) -> u32 {
@@ -46,39 +189,55 @@ impl ChatProvider for EmbeddedChat {
             .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    fn start(&self, request: ProviderChatRequest) -> BoxFuture<'_, Result<ProviderStream, GatewayError>> {
+    fn complete(&self, request: ChatCompletionRequest) -> BoxFuture<'_, Result<ChatCompletion, GatewayError>> {
+        Box::pin(async move {
+            let stream = self.stream(request).await?;
+            super::collect_stream(stream, |text| self.count_tokens(text)).await
+        })
+    }
+
+    fn stream(&self, request: ChatCompletionRequest) -> BoxFuture<'_, Result<ChunkStream, GatewayError>> {
         Box::pin(async move {
             let name = self.model.info().name.clone();
-            let request = GenerationRequest {
-                messages: request
-                    .messages
-                    .into_iter()
-                    .map(|m| inference::ChatMessage {
-                        role: m.role,
-                        content: m.content,
-                    })
-                    .collect(),
-                max_tokens: request.max_tokens,
-                temperature: request.temperature,
-                top_p: request.top_p,
-                seed: request.seed,
-                stop: request.stop,
-            };
+            let model = request.model.clone();
+            let request = generation_request(request)?;
             let receiver = self
                 .model
                 .generate(request)
                 .map_err(|error| to_gateway_error(&name, error))?;
-            let events = ReceiverStream::new(receiver).map(move |event| match event {
-                GenerationEvent::Started { prompt_tokens } => Ok(ProviderEvent::Started { prompt_tokens }),
-                GenerationEvent::Text(text) => Ok(ProviderEvent::Text(text)),
-                GenerationEvent::Done(summary) => Ok(ProviderEvent::Done {
-                    prompt_tokens: summary.prompt_tokens,
-                    completion_tokens: summary.completion_tokens,
-                    finish_reason: summary.finish_reason.as_str().to_owned(),
-                }),
-                GenerationEvent::Failed(error) => Err(to_gateway_error(&name, error)),
-            });
-            Ok(Box::pin(events) as ProviderStream)
+            let mut events = ReceiverStream::new(receiver);
+            // The engine reports a prompt it cannot fit only once it starts: wait for that before streaming, so
+            // such failures are an error status rather than a broken stream.
+            match events.next().await {
+                Some(GenerationEvent::Failed(error)) => return Err(to_gateway_error(&name, error)),
+                None => {
+                    return Err(GatewayError::Provider(
+                        "the embedded engine stopped before starting".to_owned(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            let chunks = async_stream::stream! {
+                yield Ok(chunk(&model, Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() }, None, None));
+                while let Some(event) = events.next().await {
+                    match event {
+                        GenerationEvent::Started { .. } => {}
+                        GenerationEvent::Text(text) => {
+                            yield Ok(chunk(&model, Delta { content: Some(text), ..Delta::default() }, None, None));
+                        }
+                        GenerationEvent::Done(summary) => {
+                            yield Ok(chunk(&model, Delta::default(), Some(summary.finish_reason.as_str().to_owned()), None));
+                            yield Ok(chunk(&model, Delta::default(), None, Some(Usage::new(summary.prompt_tokens, summary.completion_tokens))));
+                            return;
+                        }
+                        GenerationEvent::Failed(error) => {
+                            yield Err(to_gateway_error(&name, error));
+                            return;
+                        }
+                    }
+                }
+            };
+            Ok(Box::pin(chunks) as ChunkStream)
         })
     }
 }
@@ -96,13 +255,24 @@ impl EmbeddedEmbedder {
 }
 
 impl EmbeddingProvider for EmbeddedEmbedder {
-    fn dimensions(&self) -> usize {
-        self.embedder.info().dimensions
+    fn dimensions(&self) -> Option<usize> {
+        Some(self.embedder.info().dimensions)
     }
 
-    fn embed(&self, inputs: Vec<String>) -> BoxFuture<'_, Result<EmbeddingOutput, GatewayError>> {
+    fn embed(&self, request: EmbeddingRequest) -> BoxFuture<'_, Result<EmbeddingOutput, GatewayError>> {
         let embedder = Arc::clone(&self.embedder);
         Box::pin(async move {
+            let inputs = match request.input {
+                EmbeddingInput::One(text) => vec![text],
+                EmbeddingInput::Many(texts) => texts,
+                EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
+                    return Err(GatewayError::UnsupportedParameter {
+                        param: "input".to_owned(),
+                        model: request.model,
+                        reason: "token-id input is not accepted; send text".to_owned(),
+                    });
+                }
+            };
             // Embedding is CPU-bound for milliseconds to seconds: keep it off the async workers.
             let embeddings = tokio::task::spawn_blocking(move || {
                 let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
