@@ -1,5 +1,6 @@
 //! The admin API: tenants' virtual keys (`/admin/keys` to create and list, `/admin/keys/{id}` to read and
-//! revoke, `/admin/keys/{id}/rotate` for a new secret) and usage reports from the ledger (`/admin/usage`). It needs the master key; with auth off (no master key,
+//! revoke, `/admin/keys/{id}/rotate` for a new secret), usage reports from the ledger (`/admin/usage`) and the model
+//! catalog with deployment health (`/admin/models`). It needs the master key; with auth off (no master key,
 //! local use) it is open like everything else.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -19,6 +20,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/keys/{id}", get(get_key).delete(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/usage", get(usage))
+        .route("/models", get(list_models))
         .fallback(|request: axum::extract::Request| async move {
             GatewayError::RouteNotFound {
                 method: request.method().to_string(),
@@ -88,6 +90,16 @@ async fn create_key(
         guardrails: body.guardrails,
     };
     Ok((StatusCode::CREATED, Json(gateway.keys().create(new).await?)))
+}
+
+/// `GET /admin/models`: every model with its aliases, prices, deployments (and whether each is in rotation),
+/// fallbacks and state.
+async fn list_models(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    Ok(Json(serde_json::json!({ "object": "list", "data": gateway.models() })))
 }
 
 async fn list_keys(

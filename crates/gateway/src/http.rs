@@ -172,12 +172,19 @@ fn model_object(gateway: &Gateway, id: String) -> ModelObject {
 
 async fn list_models(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Json<ModelList> {
     let client = state.gateway.client_for(&caller);
+    // Every name a client can call: ids and aliases, as far as the key may use them.
     let data = state
         .gateway
         .models()
         .into_iter()
-        .filter(|model| client.allows_model(&model.id))
-        .map(|model| model_object(&state.gateway, model.id))
+        .flat_map(|model| {
+            let id_allowed = client.allows_model(&model.id);
+            std::iter::once(model.id.clone())
+                .chain(model.aliases)
+                .filter(|name| id_allowed || client.allows_model(name))
+                .collect::<Vec<_>>()
+        })
+        .map(|name| model_object(&state.gateway, name))
         .collect();
     Json(ModelList { object: "list", data })
 }
@@ -187,8 +194,14 @@ async fn get_model(
     Authenticated(caller): Authenticated,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<ModelObject>, GatewayError> {
-    let visible = state.gateway.client_for(&caller).allows_model(&id);
-    if visible && state.gateway.models().iter().any(|model| model.id == id) {
+    let client = state.gateway.client_for(&caller);
+    let known = state
+        .gateway
+        .models()
+        .into_iter()
+        .find(|model| model.id == id || model.aliases.contains(&id));
+    let visible = known.is_some_and(|model| client.allows_model(&id) || client.allows_model(&model.id));
+    if visible {
         Ok(Json(model_object(&state.gateway, id)))
     } else {
         Err(GatewayError::ModelNotFound(id))
