@@ -3,6 +3,7 @@
 import base64
 import sqlite3
 import struct
+import time
 
 import openai
 import pytest
@@ -127,9 +128,14 @@ def test_errors_are_openai_errors(client):
 
 
 def test_every_call_is_in_the_ledger(client, server):
+    # The ledger is written just after each response: let earlier tests' rows land first.
+    time.sleep(0.5)
     before = _ledger_rows(server)
     client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     client.embeddings.create(model=EMBEDDING_MODEL, input="hello")
+    deadline = time.monotonic() + 10
+    while len(_ledger_rows(server)) < len(before) + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     rows = _ledger_rows(server)[len(before):]
     assert [(r[0], r[1], r[4]) for r in rows] == [
         ("public", CHAT_MODEL, "ok"),

@@ -102,6 +102,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     tracing::info!("in-flight requests finished; closing the database");
+    gateway.ledger().flush().await;
     drop(gateway);
     db.close().await;
     tracing::info!("flywheel stopped");

@@ -2,7 +2,10 @@
 //! key it belongs to. Secrets are shown once, at creation or rotation, and stored only as SHA-256 hashes: they
 //! are 256-bit random values, so a fast hash is as safe as a slow one and keeps authentication cheap.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,11 +139,19 @@ pub enum Rejection {
     Expired,
 }
 
-/// The keys table.
+/// The keys table, with a short-lived cache of recently authenticated keys so that a busy key costs a hash
+/// and a map lookup per request instead of a query. Revoking or rotating through this store clears the cache at
+/// once; a change made by another process (the CLI, another instance) is seen within [`AUTH_CACHE_TTL`].
 #[derive(Clone, Debug)]
 pub struct KeyStore {
     db: Database,
+    recent: Arc<Mutex<HashMap<String, (KeyInfo, Instant)>>>,
 }
+
+/// How long an authenticated key is trusted without asking the database again.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Keys kept in the cache at most; beyond that it starts over (an attack with random keys must not grow it).
+const AUTH_CACHE_KEYS: usize = 10_000;
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -167,7 +178,14 @@ impl KeyStore {
     /// The key store on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Public so
     /// that the CLI can manage keys with the server down.
     pub fn new(db: Database) -> KeyStore {
-        KeyStore { db }
+        KeyStore {
+            db,
+            recent: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn forget_recent(&self) {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Creates a key and returns it with its secret.
@@ -257,6 +275,7 @@ impl KeyStore {
             .bind(id)
             .execute(self.db.pool())
             .await?;
+        self.forget_recent();
         if updated.rows_affected() == 0 {
             return Err(KeyError::NotFound(id.to_owned()));
         }
@@ -273,19 +292,39 @@ impl KeyStore {
             .bind(id)
             .execute(self.db.pool())
             .await?;
+        self.forget_recent();
         self.get(id).await
     }
 
     /// The key a client presented, if it is valid now.
     pub async fn authenticate(&self, secret: &str) -> Result<Result<KeyInfo, Rejection>, KeyError> {
-        let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
-        )))
-        .bind(hash_secret(secret))
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(key) = row.map(key_info) else {
-            return Ok(Err(Rejection::Unknown));
+        let hash = hash_secret(secret);
+        let cached = {
+            let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            recent
+                .get(&hash)
+                .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
+                .map(|(key, _)| key.clone())
+        };
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+                )))
+                .bind(&hash)
+                .fetch_optional(self.db.pool())
+                .await?;
+                let Some(key) = row.map(key_info) else {
+                    return Ok(Err(Rejection::Unknown));
+                };
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                if recent.len() >= AUTH_CACHE_KEYS {
+                    recent.clear();
+                }
+                recent.insert(hash, (key.clone(), Instant::now()));
+                key
+            }
         };
         Ok(match key.rejection() {
             Some(rejection) => Err(rejection),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use store::{Database, StoreError};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::{Budgets, Reservation};
 use crate::limits::RateLimiter;
@@ -89,9 +90,7 @@ impl UsageSink {
     /// Records one finished request; a failed write is logged, never surfaced to the client who was served.
     pub(crate) async fn write(&self, row: UsageRecord, reservation: Option<Reservation>) {
         self.account(&row, reservation);
-        if let Err(error) = self.ledger.record(&row).await {
-            tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
-        }
+        self.ledger.record_soon(row).await;
     }
 
     /// The in-memory side of finishing a request: limits, budgets and metrics, updated at once so that the
@@ -107,27 +106,38 @@ impl UsageSink {
     }
 }
 
-/// Writes and reads the ledger table.
+/// Writes and reads the ledger table. Finished requests are queued and written by one background task in
+/// batches (one transaction per batch), so recording a request costs the request path a channel send, and a
+/// burst of thousands of requests costs a handful of commits.
 #[derive(Clone, Debug)]
 pub struct UsageLedger {
     db: Database,
+    queue: mpsc::Sender<Queued>,
 }
 
-impl UsageLedger {
-    /// The ledger on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]).
-    pub(crate) fn new(db: Database) -> UsageLedger {
-        UsageLedger { db }
-    }
+#[derive(Debug)]
+enum Queued {
+    Row(Box<UsageRecord>),
+    /// Answered once every row queued before it is on disk.
+    Flush(oneshot::Sender<()>),
+}
 
-    /// Appends one row; a request id is recorded at most once, so a retry of the write cannot charge twice.
-    pub async fn record(&self, row: &UsageRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO usage_ledger
-                (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
-                 status, deployment, cost_micros, attempts, cache, guardrail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (request_id) DO NOTHING",
-        )
+/// Rows waiting to be written before `record_soon` starts to wait for room.
+const QUEUE_CAPACITY: usize = 65_536;
+/// Rows per transaction at most.
+const BATCH_ROWS: usize = 512;
+
+const INSERT: &str = "INSERT INTO usage_ledger
+        (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
+         status, deployment, cost_micros, attempts, cache, guardrail)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (request_id) DO NOTHING";
+
+fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    row: &'q UsageRecord,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
         .bind(&row.request_id)
         .bind(&row.tenant)
         .bind(&row.key_id)
@@ -143,13 +153,48 @@ impl UsageLedger {
         .bind(row.attempts)
         .bind(&row.cache)
         .bind(&row.guardrail)
-        .execute(self.db.pool())
-        .await?;
+}
+
+impl UsageLedger {
+    /// The ledger on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Starts the
+    /// writer task, so it must be called inside a Tokio runtime.
+    pub(crate) fn new(db: Database) -> UsageLedger {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(write_queued(db.clone(), receiver));
+        UsageLedger { db, queue }
+    }
+
+    /// Appends one row now; a request id is recorded at most once, so a retry of the write cannot charge twice.
+    pub async fn record(&self, row: &UsageRecord) -> Result<(), StoreError> {
+        bind_row(sqlx::query(INSERT), row).execute(self.db.pool()).await?;
         Ok(())
+    }
+
+    /// Queues one row for the writer task.
+    pub(crate) async fn record_soon(&self, row: UsageRecord) {
+        let queued = match self.queue.try_send(Queued::Row(Box::new(row))) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(queued)) => self.queue.send(queued).await.err(),
+            Err(mpsc::error::TrySendError::Closed(queued)) => Some(mpsc::error::SendError(queued)),
+        };
+        // The writer is gone (shutting down): write this row directly rather than lose it.
+        if let Some(mpsc::error::SendError(Queued::Row(row))) = queued
+            && let Err(error) = self.record(&row).await
+        {
+            tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
+        }
     }
 
     pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
         self.db.pool()
+    }
+
+    /// Waits until every row queued so far is written.
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// Micro-dollars spent with a key since `since` (the ledger's UTC timestamp text).
@@ -188,6 +233,51 @@ impl UsageLedger {
         .await?;
         Ok(rows)
     }
+}
+
+/// The writer task: takes what is queued, up to a batch, and writes it in one transaction.
+async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH_ROWS {
+            match receiver.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<&UsageRecord> = batch
+            .iter()
+            .filter_map(|queued| match queued {
+                Queued::Row(row) => Some(row.as_ref()),
+                Queued::Flush(_) => None,
+            })
+            .collect();
+        if let Err(error) = write_batch(&db, &rows).await {
+            tracing::error!(%error, rows = rows.len(), "failed to write a ledger batch; writing its rows one by one");
+            for row in rows {
+                if let Err(error) = bind_row(sqlx::query(INSERT), row).execute(db.pool()).await {
+                    tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
+                }
+            }
+        }
+        for queued in batch.drain(..) {
+            if let Queued::Flush(done) = queued {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+async fn write_batch(db: &Database, rows: &[&UsageRecord]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut transaction = db.pool().begin().await?;
+    for row in rows {
+        bind_row(sqlx::query(INSERT), row).execute(&mut *transaction).await?;
+    }
+    transaction.commit().await
 }
 
 #[cfg(test)]
