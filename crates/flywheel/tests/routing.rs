@@ -391,3 +391,66 @@ async fn guardrails_redact_and_block_per_key() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn tenant_limits_hold_across_its_keys() {
+    let upstream = faulty_upstream().await;
+    let (server, _dir) = start(&upstream).await;
+    let (status, tenant) = call(
+        &server,
+        MASTER,
+        "PUT",
+        "/admin/tenants/globex",
+        Some(json!({"rpm": 3, "budget_usd": 1.0, "budget_period": "daily"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["budget_micros"], 1_000_000);
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let (_, key) = call(
+            &server,
+            MASTER,
+            "POST",
+            "/admin/keys",
+            Some(json!({"tenant": "globex"})),
+        )
+        .await;
+        secrets.push(key["key"].as_str().unwrap().to_owned());
+    }
+    let mut statuses = Vec::new();
+    for secret in [&secrets[0], &secrets[1], &secrets[0], &secrets[1]] {
+        statuses.push(
+            call(&server, secret, "POST", "/v1/chat/completions", Some(chat("steady")))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+
+    let (status, listed) = call(&server, MASTER, "GET", "/admin/tenants", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"][0]["tenant"], "globex");
+    let (status, _) = call(
+        &server,
+        MASTER,
+        "PUT",
+        "/admin/tenants/globex",
+        Some(json!({"rpm": "many"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(&server, &secrets[0], "GET", "/admin/tenants", None).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&server, MASTER, "DELETE", "/admin/tenants/globex", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &server,
+        &secrets[0],
+        "POST",
+        "/v1/chat/completions",
+        Some(chat("steady")),
+    )
+    .await;
+    assert_eq!(status, 200, "limits removed");
+}

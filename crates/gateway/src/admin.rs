@@ -1,6 +1,6 @@
 //! The admin API: tenants' virtual keys (`/admin/keys` to create and list, `/admin/keys/{id}` to read and
-//! revoke, `/admin/keys/{id}/rotate` for a new secret), usage reports from the ledger (`/admin/usage`) and the model
-//! catalog with deployment health (`/admin/models`). It needs the master key; with auth off (no master key,
+//! revoke, `/admin/keys/{id}/rotate` for a new secret), usage reports from the ledger (`/admin/usage`), tenants' own limits
+//! (`/admin/tenants/{name}`) and the model catalog with deployment health (`/admin/models`). It needs the master key; with auth off (no master key,
 //! local use) it is open like everything else.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -21,6 +21,8 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/usage", get(usage))
         .route("/models", get(list_models))
+        .route("/tenants", get(list_tenants))
+        .route("/tenants/{name}", get(get_tenant).put(set_tenant).delete(remove_tenant))
         .fallback(|request: axum::extract::Request| async move {
             GatewayError::RouteNotFound {
                 method: request.method().to_string(),
@@ -100,6 +102,90 @@ async fn list_models(
 ) -> Result<Json<serde_json::Value>, GatewayError> {
     require_admin(&caller)?;
     Ok(Json(serde_json::json!({ "object": "list", "data": gateway.models() })))
+}
+
+/// `PUT /admin/tenants/{name}` body: limits over all of a tenant's keys, with the budget in dollars.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetTenant {
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget_usd: Option<f64>,
+    #[serde(default)]
+    budget_period: crate::BudgetPeriod,
+}
+
+fn tenant_json(name: &str, limits: &crate::TenantLimits) -> serde_json::Value {
+    serde_json::json!({
+        "tenant": name,
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "budget_micros": limits.budget_micros,
+        "budget_period": limits.budget_period,
+    })
+}
+
+async fn list_tenants(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    let data: Vec<serde_json::Value> = gateway
+        .tenant_limits()
+        .iter()
+        .map(|(name, limits)| tenant_json(name, limits))
+        .collect();
+    Ok(Json(serde_json::json!({ "object": "list", "data": data })))
+}
+
+async fn get_tenant(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    let limits = gateway.tenant(&name).unwrap_or_default();
+    Ok(Json(tenant_json(&name, &limits)))
+}
+
+async fn set_tenant(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    body: Result<Json<SetTenant>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    let Json(body) = body.map_err(|rejection| GatewayError::InvalidRequest {
+        message: format!("invalid JSON body: {}", rejection.body_text()),
+        param: None,
+    })?;
+    if name.trim().is_empty() || name.len() > 128 {
+        return Err(GatewayError::invalid("name", "a tenant name is 1 to 128 characters"));
+    }
+    let limits = crate::TenantLimits {
+        rpm: body.rpm,
+        tpm: body.tpm,
+        budget_micros: body.budget_usd.map(usd_to_micros).transpose()?,
+        budget_period: body.budget_period,
+    };
+    gateway
+        .set_tenant_limits(&name, limits.clone())
+        .await
+        .map_err(|error| GatewayError::Internal(error.to_string()))?;
+    Ok(Json(tenant_json(&name, &limits)))
+}
+
+async fn remove_tenant(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<StatusCode, GatewayError> {
+    require_admin(&caller)?;
+    gateway
+        .remove_tenant_limits(&name)
+        .await
+        .map_err(|error| GatewayError::Internal(error.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_keys(

@@ -96,10 +96,13 @@ impl UsageSink {
     /// The in-memory side of finishing a request: limits, budgets and metrics, updated at once so that the
     /// next request sees them even before the ledger row is on disk.
     fn account(&self, row: &UsageRecord, reservation: Option<Reservation>) {
+        let tokens = u32::try_from(row.prompt_tokens + row.completion_tokens).unwrap_or(u32::MAX);
+        let now = Instant::now();
         if let Some(key_id) = &row.key_id {
-            let tokens = u32::try_from(row.prompt_tokens + row.completion_tokens).unwrap_or(u32::MAX);
-            self.limiter.record_tokens(key_id, tokens, Instant::now());
+            self.limiter.record_tokens(key_id, tokens, now);
         }
+        self.limiter
+            .record_tokens(&crate::limits::tenant_scope(&row.tenant), tokens, now);
         self.budgets
             .settle(reservation, row.key_id.as_deref(), &row.tenant, row.cost_micros);
         crate::metrics::record_model_request(row);

@@ -22,6 +22,7 @@ pub mod openai;
 mod provider;
 mod routing;
 mod schema;
+mod tenants;
 mod usage;
 
 use std::sync::{Arc, RwLock};
@@ -43,6 +44,7 @@ pub use models::{
 pub use provider::ProviderKind;
 pub use provider::fault::FaultConfig;
 pub use routing::{Candidate, PlacementAdvisor, RoutingConfig, RoutingStrategy};
+pub use tenants::TenantLimits;
 pub use usage::{UsageDimension, UsageGroup, parse_bound};
 
 use budget::{BudgetLimit, Budgets, Scope};
@@ -100,6 +102,7 @@ struct Inner {
     models: ModelCatalog,
     usage: UsageSink,
     keys: KeyStore,
+    tenants: tenants::TenantStore,
     /// SHA-256 of the master key; `None` means auth is off.
     master_key_hash: Option<String>,
     routing: RoutingConfig,
@@ -115,7 +118,8 @@ impl Gateway {
             master_key: master_key.map(str::to_owned),
             ..GatewayConfig::default()
         };
-        Ok(Gateway::assemble(db, &config, ModelCatalog::default()))
+        let tenants = tenants::TenantStore::load(db.clone()).await?;
+        Ok(Gateway::assemble(db, &config, ModelCatalog::default(), tenants))
     }
 
     /// Opens the gateway on `db` with `config`, bringing its tables up to date and building the providers of
@@ -124,10 +128,11 @@ impl Gateway {
         schema::migrate(&db).await?;
         let models = ModelCatalog::default();
         models.configure(&config.models)?;
-        Ok(Gateway::assemble(db, &config, models))
+        let tenants = tenants::TenantStore::load(db.clone()).await?;
+        Ok(Gateway::assemble(db, &config, models, tenants))
     }
 
-    fn assemble(db: Database, config: &GatewayConfig, models: ModelCatalog) -> Gateway {
+    fn assemble(db: Database, config: &GatewayConfig, models: ModelCatalog, tenants: tenants::TenantStore) -> Gateway {
         let ledger = UsageLedger::new(db.clone());
         Gateway {
             inner: Arc::new(Inner {
@@ -138,6 +143,7 @@ impl Gateway {
                     limiter: Arc::new(RateLimiter::default()),
                 },
                 keys: KeyStore::new(db),
+                tenants,
                 master_key_hash: config.master_key.as_deref().map(keys::hash_secret),
                 routing: config.routing,
                 advisor: RwLock::new(None),
@@ -199,28 +205,22 @@ impl Gateway {
             Caller::Anonymous => self.client(PUBLIC_TENANT),
             Caller::Admin => self.client(ADMIN_TENANT),
             Caller::Key(key) => {
-                let mut budgets = Vec::new();
+                let mut client = self.client(&key.tenant);
                 if let Some(budget_micros) = key.budget_micros {
-                    budgets.push(BudgetLimit {
+                    client.budgets.push(BudgetLimit {
                         scope: Scope::Key(key.id.clone()),
                         budget_micros,
                         period: key.budget_period,
                     });
                 }
-                GatewayClient {
-                    gateway: self.clone(),
-                    account: Account {
-                        tenant: key.tenant.clone(),
-                        key_id: Some(key.id.clone()),
-                    },
-                    allowed_models: key.models.clone(),
-                    limits: Limits {
-                        rpm: key.rpm,
-                        tpm: key.tpm,
-                    },
-                    budgets,
-                    guardrails: key.guardrails.clone().map(Arc::new),
-                }
+                client.account.key_id = Some(key.id.clone());
+                client.allowed_models.clone_from(&key.models);
+                client.limits = Limits {
+                    rpm: key.rpm,
+                    tpm: key.tpm,
+                };
+                client.guardrails = key.guardrails.clone().map(Arc::new);
+                client
             }
         }
     }
@@ -264,8 +264,18 @@ impl Gateway {
         &self.inner.usage.ledger
     }
 
-    /// An in-process client whose requests are accounted to `tenant`.
+    /// An in-process client whose requests are accounted to `tenant` (and held to the tenant's limits).
     pub fn client(&self, tenant: &str) -> GatewayClient {
+        let tenant_limits = self.inner.tenants.get(tenant).unwrap_or_default();
+        let budgets = tenant_limits
+            .budget_micros
+            .map(|budget_micros| BudgetLimit {
+                scope: Scope::Tenant(tenant.to_owned()),
+                budget_micros,
+                period: tenant_limits.budget_period,
+            })
+            .into_iter()
+            .collect();
         GatewayClient {
             gateway: self.clone(),
             account: Account {
@@ -274,9 +284,33 @@ impl Gateway {
             },
             allowed_models: None,
             limits: Limits { rpm: None, tpm: None },
-            budgets: Vec::new(),
+            tenant_limits: Limits {
+                rpm: tenant_limits.rpm,
+                tpm: tenant_limits.tpm,
+            },
+            budgets,
             guardrails: None,
         }
+    }
+
+    /// Every tenant that has limits of its own.
+    pub fn tenant_limits(&self) -> Vec<(String, TenantLimits)> {
+        self.inner.tenants.list()
+    }
+
+    /// One tenant's own limits, if it has any.
+    pub fn tenant(&self, tenant: &str) -> Option<TenantLimits> {
+        self.inner.tenants.get(tenant)
+    }
+
+    /// Sets a tenant's own limits.
+    pub async fn set_tenant_limits(&self, tenant: &str, limits: TenantLimits) -> Result<(), StoreError> {
+        self.inner.tenants.set(tenant, limits).await
+    }
+
+    /// Removes a tenant's own limits; returns whether it had any.
+    pub async fn remove_tenant_limits(&self, tenant: &str) -> Result<bool, StoreError> {
+        self.inner.tenants.remove(tenant).await
     }
 
     fn started_at(&self) -> i64 {
@@ -307,6 +341,8 @@ pub struct GatewayClient {
     allowed_models: Option<Vec<String>>,
     /// The key's rate limits.
     limits: Limits,
+    /// The tenant's rate limits, over all its keys.
+    tenant_limits: Limits,
     /// The budgets this client's spending counts against.
     budgets: Vec<BudgetLimit>,
     /// The key's guardrails.
@@ -328,11 +364,34 @@ impl GatewayClient {
     /// `embeddings`), returning where the key stands (`None` for a client without a key). A refusal is recorded
     /// in the ledger like any other refused request.
     pub async fn admit(&self, endpoint: &'static str, model: &str) -> Result<Option<LimitStatus>, GatewayError> {
-        let Some(key_id) = &self.account.key_id else {
-            return Ok(None);
-        };
         let started = Instant::now();
-        match self.gateway.inner.usage.limiter.admit(key_id, self.limits, started) {
+        let limiter = &self.gateway.inner.usage.limiter;
+        let tenant_limited = self.tenant_limits.rpm.is_some() || self.tenant_limits.tpm.is_some();
+        let tenant_status = if tenant_limited {
+            let scope = limits::tenant_scope(&self.account.tenant);
+            match limiter.admit(&scope, self.tenant_limits, started) {
+                Ok(status) => Some(status),
+                Err(exceeded) => {
+                    metrics::record_limit_rejection(if exceeded.what == "requests" {
+                        "tenant_rpm"
+                    } else {
+                        "tenant_tpm"
+                    });
+                    let error = GatewayError::RateLimited {
+                        what: exceeded.what,
+                        limit: exceeded.limit,
+                        retry_after_secs: exceeded.retry_after.as_secs().max(1),
+                    };
+                    return Err(self.refuse(error, endpoint, model, started).await);
+                }
+            }
+        } else {
+            None
+        };
+        let Some(key_id) = &self.account.key_id else {
+            return Ok(tenant_status);
+        };
+        match limiter.admit(key_id, self.limits, started) {
             Ok(status) => Ok(Some(status)),
             Err(exceeded) => {
                 metrics::record_limit_rejection(if exceeded.what == "requests" { "rpm" } else { "tpm" });

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
+/// The limiter's name for a tenant's own window (key ids start with `key_`, so the two never collide).
+pub(crate) fn tenant_scope(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
 /// One key's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
