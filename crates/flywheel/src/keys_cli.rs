@@ -103,6 +103,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                     expires_at: expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
                     metadata: None,
                     guardrails: None,
+                    cache: None,
                 };
                 let issued = keys.create(new).await?;
                 eprintln!("created {} for tenant {}", issued.info.id, issued.info.tenant);

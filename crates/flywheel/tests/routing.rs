@@ -107,6 +107,12 @@ provider = "fault"
 weight = 1
 
 [[models]]
+id = "fault-embed"
+kind = "embedding"
+[[models.deployments]]
+provider = "fault"
+
+[[models]]
 id = "slow"
 input_usd_per_mtok = 1000.0
 output_usd_per_mtok = 2000.0
@@ -148,11 +154,14 @@ fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 20})
 }
 
+/// model, status, deployment, attempts, cost_micros, key_id
+type LedgerRow = (String, String, Option<String>, i64, i64, Option<String>);
+
 /// Ledger rows, newest first, once `count` of them exist (the ledger is written just after the response).
-async fn ledger(server: &Server, count: usize) -> Vec<(String, String, Option<String>, i64, i64, Option<String>)> {
+async fn ledger(server: &Server, count: usize) -> Vec<LedgerRow> {
     let pool = server.database().await;
     for _ in 0..100 {
-        let rows: Vec<(String, String, Option<String>, i64, i64, Option<String>)> = sqlx::query_as(
+        let rows: Vec<LedgerRow> = sqlx::query_as(
             "SELECT model, status, deployment, attempts, cost_micros, key_id FROM usage_ledger ORDER BY id DESC",
         )
         .fetch_all(&pool)
@@ -453,4 +462,96 @@ async fn tenant_limits_hold_across_its_keys() {
     )
     .await;
     assert_eq!(status, 200, "limits removed");
+}
+
+#[tokio::test]
+async fn exact_and_semantic_cache_answer_repeats_for_free() {
+    let upstream = faulty_upstream().await;
+    let (server, _dir) = start(&upstream).await;
+    let (_, key) = call(
+        &server,
+        MASTER,
+        "POST",
+        "/admin/keys",
+        Some(json!({"tenant": "cached", "cache": {"mode": "exact", "ttl_secs": 60}})),
+    )
+    .await;
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let send = |body: Value, header: Option<&'static str>| {
+        let secret = secret.clone();
+        let url = server.url("/v1/chat/completions");
+        async move {
+            let mut request = reqwest::Client::new().post(url).bearer_auth(secret).json(&body);
+            if let Some(mode) = header {
+                request = request.header("x-flywheel-cache", mode);
+            }
+            let response = request.send().await.unwrap();
+            let cache = response
+                .headers()
+                .get("x-flywheel-cache")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = response.status().as_u16();
+            (status, cache, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, cache, first) = send(chat("steady"), None).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+    let (_, cache, second) = send(chat("steady"), None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(first["choices"], second["choices"]);
+    assert_ne!(first["id"], second["id"], "each answer has its own id");
+    let (_, cache, _) = send(chat("steady"), Some("off")).await;
+    assert_eq!(cache, None);
+    let (status, _, error) = send(chat("steady"), Some("sometimes")).await;
+    assert_eq!(status, 400, "{error}");
+
+    // Semantic: a rephrasing close enough in embedding space gets the stored answer.
+    let question =
+        |text: &str| json!({"model": "steady", "messages": [{"role": "user", "content": text}], "max_tokens": 20});
+    let semantic_key = call(
+        &server,
+        MASTER,
+        "POST",
+        "/admin/keys",
+        Some(
+            json!({"tenant": "cached", "cache": {"mode": "semantic", "embedding_model": "fault-embed",
+                                                   "similarity": 0.98}}),
+        ),
+    )
+    .await
+    .1;
+    let semantic_secret = semantic_key["key"].as_str().unwrap().to_owned();
+    let ask = |text: &str| {
+        let body = question(text);
+        let secret = semantic_secret.clone();
+        let url = server.url("/v1/chat/completions");
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(secret)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response
+                .headers()
+                .get("x-flywheel-cache")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(ask("What is the capital of France?").await.as_deref(), Some("miss"));
+    assert_eq!(ask("What is the capital of France ?").await.as_deref(), Some("hit"));
+    assert_eq!(ask("Zebras zigzag quietly 1234").await.as_deref(), Some("miss"));
+
+    let rows: Vec<(Option<String>, i64)> = {
+        ledger(&server, 9).await;
+        let pool = server.database().await;
+        sqlx::query_as("SELECT cache, cost_micros FROM usage_ledger WHERE endpoint = 'chat.completions' AND tenant = 'cached' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows[0].0.as_deref(), Some("miss"));
+    assert!(rows[0].1 > 0);
+    assert_eq!(rows[1], (Some("hit".to_owned()), 0), "hits are free by default");
 }

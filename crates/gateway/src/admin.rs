@@ -55,6 +55,7 @@ struct CreateKey {
     expires_at: Option<i64>,
     metadata: Option<serde_json::Value>,
     guardrails: Option<crate::guardrails::GuardrailPolicy>,
+    cache: Option<crate::CachePolicy>,
 }
 
 /// Dollars to integer micro-dollars, refusing what is not a sane amount (negative, NaN, infinite, absurd).
@@ -90,6 +91,7 @@ async fn create_key(
         expires_at: body.expires_at,
         metadata: body.metadata,
         guardrails: body.guardrails,
+        cache: body.cache,
     };
     Ok((StatusCode::CREATED, Json(gateway.keys().create(new).await?)))
 }

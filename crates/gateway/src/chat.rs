@@ -300,6 +300,22 @@ impl ChatRecord {
         Some(row)
     }
 
+    /// The cost of the request as finished now (for storing with a cached answer).
+    pub(crate) fn cost_of(&self, usage: Usage) -> i64 {
+        self.price
+            .cost_micros(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
+    }
+
+    /// Finishes a request answered from the cache, charged `cost_micros`.
+    pub(crate) async fn finish_cached(mut self, usage: Usage, cost_micros: i64, deployment: Option<String>) {
+        if let Some(mut row) = self.complete("ok", usage) {
+            row.cost_micros = cost_micros;
+            row.cache = Some("hit".to_owned());
+            row.deployment = deployment;
+            self.sink.write(row, self.reservation.take()).await;
+        }
+    }
+
     /// The usage of a request that ended before the provider reported it: the estimated prompt (when anything
     /// was generated, the provider did read it) and the text generated so far.
     fn usage_so_far(&self) -> Usage {
@@ -377,6 +393,8 @@ pub(crate) struct StreamContext {
     pub(crate) routing: RoutingConfig,
     pub(crate) requested_model: String,
     pub(crate) include_usage: bool,
+    /// Called with the whole answer and its cost when the stream completes (to cache it).
+    pub(crate) on_complete: Option<Box<dyn FnOnce(ChatCompletion, i64) + Send>>,
 }
 
 /// Turns a provider's chunks into the client's stream: our id and model name on every chunk, `usage` shaped
@@ -390,6 +408,7 @@ pub(crate) fn client_stream(mut chunks: ChunkStream, context: StreamContext) -> 
         routing,
         requested_model,
         include_usage,
+        on_complete,
     } = context;
     let id = record.request_id().to_owned();
     let created = unix_seconds();
@@ -447,8 +466,12 @@ pub(crate) fn client_stream(mut chunks: ChunkStream, context: StreamContext) -> 
         let text = builder.text_so_far();
         let finished = builder.finish(|_| 0);
         match finished {
-            Ok(_) => {
+            Ok(mut completion) => {
                 let usage = usage.unwrap_or_else(|| Usage::new(record.prompt_estimate, estimate_tokens(&text)));
+                if let Some(on_complete) = on_complete {
+                    completion.usage = Some(usage);
+                    on_complete(completion, record.cost_of(usage));
+                }
                 if include_usage {
                     yield Ok(ChatCompletionChunk {
                         id: id.clone(),

@@ -1,5 +1,7 @@
 //! The OpenAI-compatible HTTP API: `/v1/chat/completions` (whole or as server-sent events), `/v1/embeddings`
 //! and `/v1/models`. Every failure, including a body axum could not parse, answers with an OpenAI error body.
+//! Anthropic's `/v1/messages` routes share this router; their handlers (and error bodies) live in
+//! [`crate::anthropic`].
 
 use std::convert::Infallible;
 
@@ -33,9 +35,9 @@ impl Default for HttpOptions {
 }
 
 #[derive(Clone)]
-struct AppState {
-    gateway: Gateway,
-    options: HttpOptions,
+pub(crate) struct AppState {
+    pub(crate) gateway: Gateway,
+    pub(crate) options: HttpOptions,
 }
 
 impl FromRef<AppState> for Gateway {
@@ -71,6 +73,8 @@ pub fn router(gateway: Gateway, options: HttpOptions) -> Router {
     let state = AppState { gateway, options };
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
+        .route("/messages", post(crate::anthropic::http::messages))
+        .route("/messages/count_tokens", post(crate::anthropic::http::count_tokens))
         .route("/embeddings", post(embeddings))
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
@@ -95,7 +99,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OpenAiJson<T> {
     }
 }
 
-fn rejection_to_error(rejection: &JsonRejection, limit_bytes: usize) -> GatewayError {
+pub(crate) fn rejection_to_error(rejection: &JsonRejection, limit_bytes: usize) -> GatewayError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => GatewayError::BodyTooLarge { limit_bytes },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => GatewayError::UnsupportedMediaType,
@@ -109,12 +113,19 @@ fn rejection_to_error(rejection: &JsonRejection, limit_bytes: usize) -> GatewayE
 async fn chat_completions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    headers: axum::http::HeaderMap,
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, GatewayError> {
-    let client = state.gateway.client_for(&caller);
+    let mut client = state.gateway.client_for(&caller);
+    if let Some(value) = headers.get(CACHE_HEADER) {
+        let value = value
+            .to_str()
+            .map_err(|_| GatewayError::invalid(CACHE_HEADER, "x-flywheel-cache must be exact, semantic or off"))?;
+        client = client.with_cache_header(value)?;
+    }
     let limits = client.admit(crate::chat::ENDPOINT, &request.model).await?;
-    let response = if request.stream {
-        let chunks = client.chat_stream(request).await?;
+    let (mut response, cache) = if request.stream {
+        let (chunks, cache) = client.chat_stream_traced(request).await?;
         let events = chunks
             .map(|chunk| {
                 let event = match chunk {
@@ -124,15 +135,24 @@ async fn chat_completions(
                 Ok::<Event, Infallible>(event.unwrap_or_else(|_| Event::default().data("{}")))
             })
             .chain(futures::stream::once(async { Ok(Event::default().data("[DONE]")) }));
-        Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+        (Sse::new(events).keep_alive(KeepAlive::default()).into_response(), cache)
     } else {
-        Json(client.chat(request).await?).into_response()
+        let (completion, cache) = client.chat_traced(request).await?;
+        (Json(completion).into_response(), cache)
     };
+    if let Some(cache) = cache {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, axum::http::HeaderValue::from_static(cache));
+    }
     Ok(with_limit_headers(response, limits))
 }
 
+/// Asks for (`exact`, `semantic`, `off`) and reports (`hit`, `miss`) the response cache.
+const CACHE_HEADER: &str = "x-flywheel-cache";
+
 /// OpenAI's `x-ratelimit-*` headers, for keys that have limits.
-fn with_limit_headers(mut response: Response, limits: Option<LimitStatus>) -> Response {
+pub(crate) fn with_limit_headers(mut response: Response, limits: Option<LimitStatus>) -> Response {
     let Some(limits) = limits else {
         return response;
     };

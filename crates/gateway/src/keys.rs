@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use store::{Database, StoreError};
 
 use crate::budget::BudgetPeriod;
+use crate::cache::CachePolicy;
 use crate::chat::unix_seconds;
 use crate::guardrails::{GuardrailPolicy, PiiAction};
 
@@ -45,6 +46,8 @@ pub struct NewKey {
     pub metadata: Option<serde_json::Value>,
     /// Guardrails applied to this key's requests.
     pub guardrails: Option<GuardrailPolicy>,
+    /// Response caching for this key's requests.
+    pub cache: Option<CachePolicy>,
 }
 
 /// A key as stored, without its secret.
@@ -74,6 +77,8 @@ pub struct KeyInfo {
     pub metadata: Option<serde_json::Value>,
     /// Guardrails applied to this key's requests.
     pub guardrails: Option<GuardrailPolicy>,
+    /// Response caching for this key's requests.
+    pub cache: Option<CachePolicy>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
     /// Revocation time, Unix seconds, if revoked.
@@ -167,12 +172,13 @@ struct KeyRow {
     expires_at: Option<i64>,
     metadata: Option<String>,
     guardrails: Option<String>,
+    cache: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
 }
 
 const KEY_COLUMNS: &str = "id, tenant, name, prefix, models, rpm, tpm, budget_micros, budget_period, expires_at, \
-    metadata, guardrails, created_at, revoked_at";
+    metadata, guardrails, cache, created_at, revoked_at";
 
 impl KeyStore {
     /// The key store on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Public so
@@ -207,6 +213,9 @@ impl KeyStore {
         if let Some(policy) = &new.guardrails {
             policy.validate().map_err(KeyError::Invalid)?;
         }
+        if let Some(policy) = &new.cache {
+            policy.validate().map_err(KeyError::Invalid)?;
+        }
         if new.expires_at.is_some_and(|at| at <= unix_seconds()) {
             return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
         }
@@ -214,14 +223,18 @@ impl KeyStore {
         let secret = new_secret();
         let models = new.models.as_ref().map(|models| serde_json::json!(models).to_string());
         let metadata = new.metadata.as_ref().map(serde_json::Value::to_string);
+        let cache = new
+            .cache
+            .as_ref()
+            .map(|policy| serde_json::to_string(policy).unwrap_or_default());
         let guardrails = new
             .guardrails
             .as_ref()
             .map(|policy| serde_json::to_string(policy).unwrap_or_default());
         sqlx::query(
             "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, budget_period,
-                                   expires_at, metadata, guardrails, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   expires_at, metadata, guardrails, cache, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(tenant)
@@ -236,6 +249,7 @@ impl KeyStore {
         .bind(new.expires_at)
         .bind(metadata)
         .bind(guardrails)
+        .bind(cache)
         .bind(unix_seconds())
         .execute(self.db.pool())
         .await?;
@@ -358,6 +372,8 @@ fn key_info(row: KeyRow) -> KeyInfo {
                 }
             })
         }),
+        // An unreadable cache policy only loses caching, never protection.
+        cache: row.cache.and_then(|json| serde_json::from_str(&json).ok()),
         created_at: row.created_at,
         revoked_at: row.revoked_at,
     }

@@ -5,7 +5,9 @@
 //! ends in exactly one ledger row.
 
 mod admin;
+pub mod anthropic;
 mod budget;
+mod cache;
 mod chat;
 mod dispatch;
 mod embeddings;
@@ -32,6 +34,7 @@ use store::{Database, StoreError};
 
 pub use admin::{router as admin_router, usd_to_micros};
 pub use budget::BudgetPeriod;
+pub use cache::{CacheCharge, CacheMode, CachePolicy};
 pub use chat::{ChatCompletionStream, unix_seconds};
 pub use error::{ErrorBody, ErrorObject, GatewayError, UpstreamFailure};
 pub use http::{HttpOptions, router};
@@ -106,6 +109,7 @@ struct Inner {
     /// SHA-256 of the master key; `None` means auth is off.
     master_key_hash: Option<String>,
     routing: RoutingConfig,
+    cache: cache::ResponseCache,
     advisor: RwLock<Option<Arc<dyn PlacementAdvisor>>>,
     started_at: i64,
 }
@@ -146,6 +150,7 @@ impl Gateway {
                 tenants,
                 master_key_hash: config.master_key.as_deref().map(keys::hash_secret),
                 routing: config.routing,
+                cache: cache::ResponseCache::default(),
                 advisor: RwLock::new(None),
                 started_at: chat::unix_seconds(),
             }),
@@ -220,6 +225,7 @@ impl Gateway {
                     tpm: key.tpm,
                 };
                 client.guardrails = key.guardrails.clone().map(Arc::new);
+                client.cache.clone_from(&key.cache);
                 client
             }
         }
@@ -290,6 +296,7 @@ impl Gateway {
             },
             budgets,
             guardrails: None,
+            cache: None,
         }
     }
 
@@ -347,12 +354,101 @@ pub struct GatewayClient {
     budgets: Vec<BudgetLimit>,
     /// The key's guardrails.
     guardrails: Option<Arc<guardrails::GuardrailPolicy>>,
+    /// How this client's chat requests use the response cache.
+    cache: Option<CachePolicy>,
+}
+
+/// A cache lookup that missed, kept to store the answer once it comes.
+struct CacheMiss {
+    policy: CachePolicy,
+    exact: [u8; 32],
+    semantic: Option<([u8; 32], Vec<f32>)>,
 }
 
 impl GatewayClient {
     /// The tenant this client's requests are accounted to.
     pub fn tenant(&self) -> &str {
         &self.account.tenant
+    }
+
+    /// Uses the response cache as a request's `x-flywheel-cache` header says (`exact`, `semantic` or `off`),
+    /// over the key's own policy.
+    pub fn with_cache_header(mut self, value: &str) -> Result<GatewayClient, GatewayError> {
+        self.cache = CachePolicy::from_header(value, self.cache.as_ref())
+            .map_err(|message| GatewayError::invalid("x-flywheel-cache", message))?;
+        Ok(self)
+    }
+
+    /// Looks the request up in the cache: the answer on a hit, what is needed to store the answer on a miss.
+    async fn cache_lookup(&self, request: &ChatCompletionRequest) -> Option<Result<cache::CachedAnswer, CacheMiss>> {
+        let policy = self.cache.clone()?;
+        let responses = &self.gateway.inner.cache;
+        let exact = cache::exact_key(&self.account.tenant, request);
+        if let Some(answer) = responses.get_exact(&exact) {
+            return Some(Ok(answer));
+        }
+        let mut semantic = None;
+        if policy.mode == CacheMode::Semantic {
+            let model = policy
+                .embedding_model
+                .clone()
+                .unwrap_or_else(|| cache::DEFAULT_CACHE_EMBEDDING_MODEL.to_owned());
+            let embedding = self
+                .gateway
+                .client(&self.account.tenant)
+                .embeddings(EmbeddingRequest {
+                    model,
+                    input: openai::EmbeddingInput::One(cache::semantic_text(request)),
+                    encoding_format: None,
+                    dimensions: None,
+                    user: None,
+                })
+                .await;
+            match embedding.map(|response| response.data.into_iter().next().map(|item| item.embedding)) {
+                Ok(Some(openai::EmbeddingVector::Float(vector))) => {
+                    let bucket = cache::semantic_bucket(&self.account.tenant, request);
+                    if let Some(answer) = responses.get_semantic(&bucket, &vector, policy.similarity) {
+                        return Some(Ok(answer));
+                    }
+                    semantic = Some((bucket, vector));
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "semantic cache: embedding failed; treating as a miss"),
+            }
+        }
+        Some(Err(CacheMiss {
+            policy,
+            exact,
+            semantic,
+        }))
+    }
+
+    fn cache_store(responses: &cache::ResponseCache, miss: CacheMiss, answer: cache::CachedAnswer) {
+        let ttl = std::time::Duration::from_secs(miss.policy.ttl_secs);
+        if let Some((bucket, vector)) = miss.semantic {
+            responses.put_semantic(bucket, vector, answer.clone(), ttl);
+        }
+        responses.put_exact(miss.exact, answer, ttl);
+    }
+
+    /// Answers from the cache: the stored completion under this request's id, charged as the policy says.
+    async fn answer_from_cache(
+        &self,
+        record: chat::ChatRecord,
+        answer: cache::CachedAnswer,
+        requested_model: &str,
+    ) -> ChatCompletion {
+        let mut completion = answer.completion;
+        completion.id = record.request_id().to_owned();
+        completion.model = requested_model.to_owned();
+        completion.created = chat::unix_seconds();
+        let usage = completion.usage.unwrap_or_default();
+        let charge = match self.cache.as_ref().map(|policy| policy.charge) {
+            Some(CacheCharge::Full) => answer.cost_micros,
+            _ => 0,
+        };
+        record.finish_cached(usage, charge, answer.deployment).await;
+        completion
     }
 
     /// Whether this client may call `model`.
@@ -488,15 +584,24 @@ impl GatewayClient {
     }
 
     /// A chat completion, streamed chunk by chunk. `request.stream` is ignored: this is always a stream.
-    pub async fn chat_stream(&self, mut request: ChatCompletionRequest) -> Result<ChatCompletionStream, GatewayError> {
+    pub async fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream, GatewayError> {
+        Ok(self.chat_stream_traced(request).await?.0)
+    }
+
+    /// [`GatewayClient::chat_stream`], also telling whether the cache was hit (`Some("hit")`), missed, or not
+    /// consulted.
+    pub(crate) async fn chat_stream_traced(
+        &self,
+        mut request: ChatCompletionRequest,
+    ) -> Result<(ChatCompletionStream, Option<&'static str>), GatewayError> {
         if self.guardrails.as_ref().is_some_and(|policy| policy.check_output) {
             // The answer must be checked whole before any of it reaches the client.
             let include_usage = request
                 .stream_options
                 .as_ref()
                 .is_some_and(|options| options.include_usage);
-            let completion = self.chat(request).await?;
-            return Ok(guarded::completion_as_stream(completion, include_usage));
+            let (completion, cache) = self.chat_traced(request).await?;
+            return Ok((guarded::completion_as_stream(completion, include_usage), cache));
         }
         let started = Instant::now();
         let (entry, mut record) = self.prepare_chat(&mut request, started).await?;
@@ -505,6 +610,19 @@ impl GatewayClient {
             .as_ref()
             .is_some_and(|options| options.include_usage);
         let requested_model = request.model.clone();
+        let miss = match self.cache_lookup(&request).await {
+            Some(Ok(answer)) => {
+                let completion = self.answer_from_cache(record, answer, &requested_model).await;
+                return Ok((guarded::completion_as_stream(completion, include_usage), Some("hit")));
+            }
+            Some(Err(miss)) => {
+                if let Some(row) = record.row_mut() {
+                    row.cache = Some("miss".to_owned());
+                }
+                Some(miss)
+            }
+            None => None,
+        };
         let dispatcher = self.gateway.dispatcher();
         let served = dispatcher
             .run(&entry, |backend, deployment| {
@@ -534,7 +652,20 @@ impl GatewayClient {
         match served {
             Ok(served) => {
                 record.served_by(&served.deployment, served.attempts);
-                Ok(chat::client_stream(
+                let gateway = self.gateway.clone();
+                let deployment = served.deployment.name.clone();
+                let on_complete = miss.map(|miss| {
+                    Box::new(move |completion: ChatCompletion, cost_micros: i64| {
+                        let answer = cache::CachedAnswer {
+                            completion,
+                            cost_micros,
+                            deployment: Some(deployment),
+                        };
+                        GatewayClient::cache_store(&gateway.inner.cache, miss, answer);
+                    }) as Box<dyn FnOnce(ChatCompletion, i64) + Send>
+                });
+                let cache = on_complete.as_ref().map(|_| "miss");
+                let stream = chat::client_stream(
                     served.value,
                     chat::StreamContext {
                         record,
@@ -543,18 +674,43 @@ impl GatewayClient {
                         routing: self.gateway.inner.routing,
                         requested_model,
                         include_usage,
+                        on_complete,
                     },
-                ))
+                );
+                Ok((stream, cache))
             }
             Err(unserved) => Err(self.unserved(record, unserved).await),
         }
     }
 
     /// A chat completion, whole.
-    pub async fn chat(&self, mut request: ChatCompletionRequest) -> Result<ChatCompletion, GatewayError> {
+    pub async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatCompletion, GatewayError> {
+        Ok(self.chat_traced(request).await?.0)
+    }
+
+    /// [`GatewayClient::chat`], also telling whether the cache was hit, missed, or not consulted.
+    pub(crate) async fn chat_traced(
+        &self,
+        mut request: ChatCompletionRequest,
+    ) -> Result<(ChatCompletion, Option<&'static str>), GatewayError> {
         let started = Instant::now();
         let (entry, mut record) = self.prepare_chat(&mut request, started).await?;
         let requested_model = request.model.clone();
+        let miss = match self.cache_lookup(&request).await {
+            Some(Ok(answer)) => {
+                return Ok((
+                    self.answer_from_cache(record, answer, &requested_model).await,
+                    Some("hit"),
+                ));
+            }
+            Some(Err(miss)) => {
+                if let Some(row) = record.row_mut() {
+                    row.cache = Some("miss".to_owned());
+                }
+                Some(miss)
+            }
+            None => None,
+        };
         let dispatcher = self.gateway.dispatcher();
         let served = dispatcher
             .run(&entry, |backend, deployment| {
@@ -583,10 +739,30 @@ impl GatewayClient {
                     record.finish(error.code(), usage).await;
                     return Err(error);
                 }
-                Ok(chat::finish_completion(completion, record, &requested_model).await)
+                let cache = miss.as_ref().map(|_| "miss");
+                if let Some(miss) = miss {
+                    let usage = completion.usage.unwrap_or_default();
+                    let answer = cache::CachedAnswer {
+                        completion: completion.clone(),
+                        cost_micros: record.cost_of(usage),
+                        deployment: Some(served.deployment.name.clone()),
+                    };
+                    GatewayClient::cache_store(&self.gateway.inner.cache, miss, answer);
+                }
+                Ok((
+                    chat::finish_completion(completion, record, &requested_model).await,
+                    cache,
+                ))
             }
             Err(unserved) => Err(self.unserved(record, unserved).await),
         }
+    }
+
+    /// The prompt's size in tokens as `model` would see it (an estimate from its text), without calling the
+    /// model: for clients that size prompts before sending them (Anthropic's `count_tokens`).
+    pub fn count_tokens(&self, request: &ChatCompletionRequest) -> Result<u32, GatewayError> {
+        self.model_for(&request.model, ModelKind::Chat)?;
+        Ok(chat::estimate_prompt_tokens(request))
     }
 
     /// Records a request that no deployment served, and hands its error back.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::GatewayError;
+use crate::provider::anthropic::AnthropicCompatible;
 use crate::provider::fault::{FaultConfig, FaultProvider};
 use crate::provider::openai::OpenAiCompatible;
 use crate::provider::{ChatProvider, EmbeddingProvider, ProviderKind};
@@ -76,7 +77,7 @@ pub struct DeploymentConfig {
     pub name: Option<String>,
     /// Which provider.
     pub provider: ProviderKind,
-    /// The upstream's API root, e.g. `http://127.0.0.1:8000/v1` (OpenAI-compatible providers).
+    /// The upstream's API root, e.g. `http://127.0.0.1:8000/v1` (OpenAI- and Anthropic-compatible providers).
     pub base_url: Option<String>,
     /// The environment variable holding the upstream's API key (keeps secrets out of the file).
     pub api_key_env: Option<String>,
@@ -495,7 +496,7 @@ fn build_entry(
         let upstream_model = deployment.upstream_model.clone().unwrap_or_else(|| config.id.clone());
         let target = match deployment.provider {
             ProviderKind::Embedded => Target::Embedded(upstream_model.clone()),
-            ProviderKind::Openai => {
+            ProviderKind::Openai | ProviderKind::Anthropic => {
                 let base_url = deployment
                     .base_url
                     .as_deref()
@@ -513,16 +514,24 @@ fn build_entry(
                         ))
                     })?),
                 };
-                let provider = Arc::new(OpenAiCompatible::new(
-                    client.clone(),
-                    base_url,
-                    api_key,
-                    config.context_length,
-                ));
-                Target::Ready(match config.kind {
-                    ModelKind::Chat => Backend::Chat(provider),
-                    ModelKind::Embedding => Backend::Embedding(provider),
-                })
+                if deployment.provider == ProviderKind::Anthropic {
+                    if config.kind != ModelKind::Chat {
+                        return Err(error(format!("deployment '{name}': the anthropic provider only chats")));
+                    }
+                    let provider = AnthropicCompatible::new(client.clone(), base_url, api_key, config.context_length);
+                    Target::Ready(Backend::Chat(Arc::new(provider)))
+                } else {
+                    let provider = Arc::new(OpenAiCompatible::new(
+                        client.clone(),
+                        base_url,
+                        api_key,
+                        config.context_length,
+                    ));
+                    Target::Ready(match config.kind {
+                        ModelKind::Chat => Backend::Chat(provider),
+                        ModelKind::Embedding => Backend::Embedding(provider),
+                    })
+                }
             }
             ProviderKind::Fault => {
                 let provider = Arc::new(FaultProvider::new(deployment.fault.clone().unwrap_or_default()));

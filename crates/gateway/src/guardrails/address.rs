@@ -95,17 +95,28 @@ const ADDRESS_WORDS: &[&str] = &[
 /// How far back an announcing word may be: "ship it to 42 Wallaby Way".
 const CONTEXT_WORDS: usize = 3;
 
-/// Number, one to four name words (capitalised, or ordinals such as 5th), street type, then the optional parts.
-/// Each part ends on a word boundary, so a greedy optional part can't stop half-way into the next token.
+/// Number, one to four name words (capitalised, or ordinals such as 5th), street type, optional directional.
+/// No capture groups: the fast engine finds it, and the parts are read back from the matched text.
 static ENGLISH: LazyRegex = LazyRegex::new(|| {
     let suffixes = alternation(STRONG_SUFFIXES.iter().chain(WEAK_SUFFIXES));
-    let states = US_STATES.join("|");
     let word = r"[A-Z][A-Za-z'’\-]*";
-    let city_word = r"[A-Z][A-Za-z'’\-]+\b";
     let pattern = format!(
-        r"\b(?P<number>[0-9]{{1,6}}[A-Za-z]?(?:[-/][0-9]{{1,5}}[A-Za-z]?)?)[ \t]+(?P<name>(?:(?:{word}|[0-9]{{1,3}}(?:st|nd|rd|th))\.?[ \t]+){{1,4}})(?P<suffix>{suffixes})\b\.?(?:[ \t]+(?:NE|NW|SE|SW|N|S|E|W)\b\.?)?(?P<unit>,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Room|Rm|#)\.?[ \t]*#?[A-Za-z0-9\-]{{1,6}}\b)?(?:(?:,[ \t]*|[ \t]*\r?\n[ \t]*){city_word}(?:[ \t]{city_word}){{0,2}}(?:,?[ \t]+(?P<state>{states})\b)?(?:,?[ \t]+(?P<zip>[0-9]{{5}}(?:-[0-9]{{4}})?|[A-Z]{{1,2}}[0-9][A-Z0-9]?[ ][0-9][A-Z]{{2}})\b)?)?"
+        r"\b[0-9]{{1,6}}[A-Za-z]?(?:[-/][0-9]{{1,5}}[A-Za-z]?)?[ \t]+(?:(?:{word}|[0-9]{{1,3}}(?:st|nd|rd|th))\.?[ \t]+){{1,4}}(?:{suffixes})\b\.?(?:[ \t]+(?:NE|NW|SE|SW|N|S|E|W)\b\.?)?"
     );
     compile("address", &pattern)
+});
+
+/// What may follow an English street, anchored where it ends: a unit, then a city, a state and a postcode. Each
+/// part ends on a word boundary, so a greedy optional part can't stop half-way into the next token; the state is
+/// any two capitals here and checked against the list in code, which keeps this pattern small.
+static ENGLISH_TAIL: LazyRegex = LazyRegex::new(|| {
+    let city_word = r"[A-Z][A-Za-z'’\-]+\b";
+    compile(
+        "address_tail",
+        &format!(
+            r"^(?P<unit>,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Room|Rm|#)\.?[ \t]*#?[A-Za-z0-9\-]{{1,6}}\b)?(?:(?:,[ \t]*|[ \t]*\r?\n[ \t]*){city_word}(?:[ \t]{city_word}){{0,2}}(?:,?[ \t]+(?P<state>[A-Z]{{2}})\b)?(?:,?[ \t]+(?P<zip>[0-9]{{5}}(?:-[0-9]{{4}})?|[A-Z]{{1,2}}[0-9][A-Z0-9]?[ ][0-9][A-Z]{{2}})\b)?)?"
+        ),
+    )
 });
 
 /// German: the street type is glued to the name ("Hauptstraße") or follows it ("Berliner Straße"), the number
@@ -117,15 +128,65 @@ static GERMAN: LazyRegex = LazyRegex::new(|| {
     )
 });
 
-/// French: number, street type in any case, particles, a capitalised name, optionally postcode and town.
+/// Words one of which every German address contains: a cheap literal search that spares the full pattern most
+/// texts (the regex crate finds a set of plain words with a vectorised scan).
+static GERMAN_HINT: LazyRegex = LazyRegex::new(|| {
+    compile(
+        "address_de_hint",
+        r"straße|strasse|str\.|weg|allee|gasse|Straße|Strasse|Str\.|Allee|Gasse|Platz|Ring|Damm|Ufer|Chaussee",
+    )
+});
+
+/// French street types as written: lowercase, title case or capitals.
+const FRENCH_TYPES: &[&str] = &[
+    "rue",
+    "avenue",
+    "av.",
+    "boulevard",
+    "bd",
+    "allée",
+    "allee",
+    "chemin",
+    "impasse",
+    "quai",
+];
+
+/// Every French address has a street type right after a space or a tab: as plain words, a vectorised scan.
+static FRENCH_HINT: LazyRegex = LazyRegex::new(|| {
+    let words: Vec<String> = french_types()
+        .iter()
+        .flat_map(|word| [format!(" {word}"), format!("\t{word}")])
+        .map(|word| regex::escape(&word))
+        .collect();
+    compile("address_fr_hint", &words.join("|"))
+});
+
+/// [`FRENCH_TYPES`] in each way it may be written.
+fn french_types() -> Vec<String> {
+    FRENCH_TYPES
+        .iter()
+        .flat_map(|word| {
+            let mut title = word.chars();
+            let title: String = title
+                .next()
+                .map(|first| first.to_uppercase().chain(title).collect())
+                .unwrap_or_default();
+            [(*word).to_owned(), title, word.to_uppercase()]
+        })
+        .collect()
+}
+
+/// French: number, street type, particles, a capitalised name, optionally postcode and town.
 static FRENCH: LazyRegex = LazyRegex::new(|| {
     let particles = r"(?:(?:de|du|des|la|le|les|sur|en|l'|d'|l’|d’)[ \t]*)*";
+    let types: Vec<String> = french_types().iter().map(|word| regex::escape(word)).collect();
+    let types = types.join("|");
     // A name ends with a letter, so a hyphen before a number stays outside the address.
     let name = r"\p{Lu}[\p{L}'’\-]*\p{L}";
     compile(
         "address_fr",
         &format!(
-            r"\b[0-9]{{1,4}}(?:[ \t]?(?:bis|ter)\b|[A-Za-z]\b)?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|allée|allee|chemin|impasse|quai)[ \t]+{particles}{name}(?:[ \t]+{particles}{name}){{0,3}}(?:,?[ \t]+[0-9]{{5}}[ \t]+{name})?"
+            r"\b[0-9]{{1,4}}(?:[ \t]?(?:bis|ter)\b|[A-Za-z]\b)?,?[ \t]+(?:{types})[ \t]+{particles}{name}(?:[ \t]+{particles}{name}){{0,3}}(?:,?[ \t]+[0-9]{{5}}[ \t]+{name})?"
         ),
     )
 });
@@ -146,7 +207,10 @@ pub(crate) fn find(text: &str, claims: &mut Claims) {
             english_step(regex, text, stretch, from, claims, offset)
         });
     }
-    if let Some(regex) = GERMAN.as_ref() {
+    let hinted = |hint: &LazyRegex| hint.as_ref().is_none_or(|hint| hint.is_match(text));
+    if let Some(regex) = GERMAN.as_ref()
+        && hinted(&GERMAN_HINT)
+    {
         scan_unclaimed(text, claims, |stretch, from, _, _| {
             simple_step(regex, stretch, from, |candidate| {
                 let first = candidate.split(|c: char| !c.is_alphabetic()).next().unwrap_or_default();
@@ -154,7 +218,9 @@ pub(crate) fn find(text: &str, claims: &mut Claims) {
             })
         });
     }
-    if let Some(regex) = FRENCH.as_ref() {
+    if let Some(regex) = FRENCH.as_ref()
+        && hinted(&FRENCH_HINT)
+    {
         scan_unclaimed(text, claims, |stretch, from, _, _| {
             simple_step(regex, stretch, from, |_| true)
         });
@@ -162,43 +228,93 @@ pub(crate) fn find(text: &str, claims: &mut Claims) {
 }
 
 /// The next English address in `stretch` (which starts at `offset` in `text`).
+/// A word without its abbreviation dot.
+fn bare(word: &str) -> &str {
+    word.trim_end_matches('.')
+}
+
 fn english_step(regex: &Regex, text: &str, stretch: &str, from: usize, claims: &Claims, offset: usize) -> Step {
-    let Some(captures) = regex.captures_at(stretch, from) else {
-        return Step::Done;
-    };
-    let Some(whole) = captures.get(0) else {
+    let Some(street) = regex.find_at(stretch, from) else {
         return Step::Done;
     };
     // Matches start with an ASCII digit, so one byte on is a character boundary.
-    let retry = Step::Retry(whole.start() + 1);
-    let name = captures.name("name").map_or("", |name| name.as_str());
-    if name
-        .split_whitespace()
-        .any(|word| FUNCTION_WORDS.contains(&word.to_lowercase().as_str()))
-    {
-        return retry;
-    }
-    // "Rd." keeps its dot inside the pattern; at the very end it is more often the sentence's full stop.
-    let end = if whole.as_str().ends_with('.') {
-        whole.end() - 1
-    } else {
-        whole.end()
+    let retry = Step::Retry(street.start() + 1);
+    // Read the parts back: number, name words, street type, and maybe a directional ("... St NW").
+    let words: Vec<&str> = street.as_str().split_whitespace().collect();
+    let is_street_type = |word: &str| {
+        STRONG_SUFFIXES
+            .iter()
+            .chain(WEAK_SUFFIXES)
+            .any(|known| known.eq_ignore_ascii_case(bare(word)))
     };
-    if is_glued(stretch, whole.start(), end) {
+    let directional = |word: &str| matches!(bare(word), "N" | "S" | "E" | "W" | "NE" | "NW" | "SE" | "SW");
+    let last = words.len().saturating_sub(1);
+    let suffix_at = if last >= 3 && directional(words[last]) && is_street_type(words[last - 1]) {
+        last - 1
+    } else {
+        last
+    };
+    let name = words.get(1..suffix_at).unwrap_or_default();
+    if name.iter().any(|word| {
+        FUNCTION_WORDS
+            .iter()
+            .any(|function| function.eq_ignore_ascii_case(bare(word)))
+    }) {
         return retry;
     }
-    let suffix = captures.name("suffix").map_or("", |suffix| suffix.as_str());
+    let suffix = words.get(suffix_at).map_or("", |word| bare(word));
+    // The optional parts are ASCII-only and end on ASCII word boundaries, so a city can stop half-way into a word
+    // with accents ("Hauptstra|ße"): then fall back to a shorter reading, down to number, name and street type.
+    let tail = ENGLISH_TAIL
+        .as_ref()
+        .and_then(|tail| tail.captures(&stretch[street.end()..]));
+    let part_end = |part: &str| {
+        tail.as_ref()
+            .and_then(|tail| tail.name(part))
+            .map(|found| street.end() + found.end())
+    };
+    let whole = tail
+        .as_ref()
+        .and_then(|tail| tail.get(0))
+        .map(|found| street.end() + found.end());
+    let readings = [whole, part_end("unit"), Some(street.end())];
+    let Some(end) = readings
+        .into_iter()
+        .flatten()
+        .map(|end| trim_full_stop(stretch, street.start(), end))
+        .find(|&end| !is_glued(stretch, street.start(), end))
+    else {
+        return retry;
+    };
     let strong = STRONG_SUFFIXES.iter().any(|known| known.eq_ignore_ascii_case(suffix));
-    let located = ["state", "zip", "unit"]
-        .iter()
-        .any(|part| captures.name(part).is_some());
+    let state = tail
+        .as_ref()
+        .and_then(|tail| tail.name("state"))
+        .filter(|state| US_STATES.contains(&state.as_str()));
+    let located = [
+        part_end("zip"),
+        part_end("unit"),
+        state.map(|state| street.end() + state.end()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|part| part <= end);
     let announced = || {
-        context_before(text, offset + whole.start(), claims, CONTEXT_WORDS, ADDRESS_WORDS, &[]) == Context::Announced
+        context_before(text, offset + street.start(), claims, CONTEXT_WORDS, ADDRESS_WORDS, &[]) == Context::Announced
     };
     if strong || located || announced() {
-        Step::Claim(PiiKind::Address, whole.start(), end)
+        Step::Claim(PiiKind::Address, street.start(), end)
     } else {
         retry
+    }
+}
+
+/// "Rd." keeps its dot inside an address; at the very end it is more often the sentence's full stop.
+fn trim_full_stop(stretch: &str, start: usize, end: usize) -> usize {
+    if stretch[start..end].ends_with('.') {
+        end - 1
+    } else {
+        end
     }
 }
 
@@ -239,8 +355,11 @@ mod tests {
     #[test]
     fn patterns_compile() {
         assert!(ENGLISH.is_some());
+        assert!(ENGLISH_TAIL.is_some());
         assert!(GERMAN.is_some());
         assert!(FRENCH.is_some());
+        assert!(GERMAN_HINT.is_some());
+        assert!(FRENCH_HINT.is_some());
     }
 
     #[test]
@@ -293,6 +412,8 @@ mod tests {
             ),
             ("15 avenue des Champs-Élysées", "15 avenue des Champs-Élysées"),
             ("3 bis boulevard Saint-Germain", "3 bis boulevard Saint-Germain"),
+            ("7 RUE DE RIVOLI", "7 RUE DE RIVOLI"),
+            ("8\tAvenue Foch", "8\tAvenue Foch"),
         ] {
             assert_eq!(addresses(text), vec![expected], "{text}");
         }

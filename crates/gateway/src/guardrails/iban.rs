@@ -4,11 +4,6 @@
 //! passes; together they make false positives rare even in long texts.
 
 use super::pii::{Claims, PiiKind, Step, scan_unclaimed};
-use super::{LazyRegex, compile};
-
-/// Where an IBAN can start: a word boundary, two letters, two digits. The rest is walked in code, which is
-/// simpler than a pattern for "blocks of four up to the country's length" and never backtracks.
-static START: LazyRegex = LazyRegex::new(|| compile("iban", r"\b[A-Za-z]{2}[0-9]{2}"));
 
 /// Country, IBAN length, and whether the account part is digits only (from the SWIFT IBAN registry).
 const COUNTRIES: &[(&str, usize, bool)] = &[
@@ -99,24 +94,35 @@ fn country(code: &[u8]) -> Option<(usize, bool)> {
         .map(|&(_, length, numeric)| (length, numeric))
 }
 
-/// Claims every IBAN in `text`.
+/// Claims every IBAN in `text`. Candidates (two letters and two digits at the start of a word) are found with a
+/// plain byte scan and walked in code: simpler than a pattern for "blocks of four up to the country's length", and
+/// several times faster than a regex search for something this short.
 pub(crate) fn find(text: &str, claims: &mut Claims) {
-    let Some(start_pattern) = START.as_ref() else {
-        return;
-    };
     scan_unclaimed(text, claims, |stretch, from, _, _| {
-        let Some(start) = start_pattern.find_at(stretch, from) else {
+        let bytes = stretch.as_bytes();
+        let starts_here = |at: usize| {
+            bytes[at + 2].is_ascii_digit()
+                && bytes[at + 3].is_ascii_digit()
+                && bytes[at].is_ascii_alphabetic()
+                && bytes[at + 1].is_ascii_alphabetic()
+                && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_'))
+        };
+        let Some(start) = (from..bytes.len().saturating_sub(3)).find(|&at| starts_here(at)) else {
             return Step::Done;
         };
-        match iban_end(stretch, start.start()) {
-            Some(end) => Step::Claim(PiiKind::Iban, start.start(), end),
-            None => Step::Retry(start.end()),
+        match iban_end(stretch, start) {
+            Some(end) => Step::Claim(PiiKind::Iban, start, end),
+            None => Step::Retry(start + 1),
         }
     });
 }
 
 /// The end of a valid IBAN starting at `start`, if there is one.
 fn iban_end(text: &str, start: usize) -> Option<usize> {
+    // The scan's boundary is ASCII-only; an accented letter just before still makes this a word's tail.
+    if text[..start].chars().next_back().is_some_and(char::is_alphanumeric) {
+        return None;
+    }
     let bytes = text.as_bytes();
     let (length, numeric) = country(bytes.get(start..start + 2)?)?;
     // Blocks of four are separated by single spaces all along, or not at all.
@@ -281,6 +287,9 @@ mod tests {
     }
 
     proptest! {
+        // Failures print their minimal input; persisting them would write outside this module's directory, so a
+        // failure worth keeping becomes a plain test instead.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(1_000) })]
         /// (3) A valid IBAN among random words is found, spaced or compact.
         #[test]
         fn generated_ibans_are_found(

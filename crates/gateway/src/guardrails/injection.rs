@@ -154,31 +154,43 @@ struct Normalised {
 }
 
 fn normalise(text: &str) -> Normalised {
+    if text.is_ascii() {
+        return Normalised {
+            text: normalise_ascii(text.as_bytes()),
+            hidden_text: false,
+            bidi_controls: false,
+        };
+    }
     let mut folded = String::with_capacity(text.len());
     let mut hidden_text = false;
     let mut bidi_controls = false;
     let mut pending_space: Option<char> = None;
     for c in text.chars() {
-        let c = match c {
-            // Tag characters spell ASCII invisibly: read them as what they spell.
-            '\u{E0020}'..='\u{E007E}' => {
-                hidden_text = true;
-                char::from_u32(u32::from(c) - 0xE0000).unwrap_or(' ')
+        // Most text is ASCII: it skips the tables of invisible characters and lookalikes.
+        let c = if c.is_ascii() {
+            c
+        } else {
+            match c {
+                // Tag characters spell ASCII invisibly: read them as what they spell.
+                '\u{E0020}'..='\u{E007E}' => {
+                    hidden_text = true;
+                    char::from_u32(u32::from(c) - 0xE0000).unwrap_or(' ')
+                }
+                '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
+                    bidi_controls = true;
+                    continue;
+                }
+                // Zero-width and other invisible format characters, soft hyphen, variation selectors, tag controls.
+                '\u{00AD}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{FEFF}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{E0000}'..='\u{E001F}'
+                | '\u{E007F}' => continue,
+                other => fold_lookalike(other),
             }
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
-                bidi_controls = true;
-                continue;
-            }
-            // Zero-width and other invisible format characters, soft hyphen, variation selectors, tag controls.
-            '\u{00AD}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{FEFF}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{E0000}'..='\u{E001F}'
-            | '\u{E007F}' => continue,
-            other => fold_lookalike(other),
         };
         if c.is_whitespace() {
             // Runs of whitespace become one space, or one line break if they hold one.
@@ -194,13 +206,44 @@ fn normalise(text: &str) -> Normalised {
         {
             folded.push(space);
         }
-        folded.extend(c.to_lowercase());
+        if c.is_ascii() {
+            folded.push(c.to_ascii_lowercase());
+        } else {
+            folded.extend(c.to_lowercase());
+        }
     }
+    let mut bytes = folded.into_bytes();
+    undo_leetspeak(&mut bytes);
     Normalised {
-        text: undo_leetspeak(&folded),
+        // Only ASCII bytes were replaced by ASCII bytes, so this is still UTF-8.
+        text: String::from_utf8(bytes).unwrap_or_default(),
         hidden_text,
         bidi_controls,
     }
+}
+
+/// The same as the general path for ASCII text (most prompts), a byte at a time.
+fn normalise_ascii(text: &[u8]) -> String {
+    let mut folded = Vec::with_capacity(text.len());
+    let mut pending_space: Option<u8> = None;
+    for &byte in text {
+        if matches!(byte, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r') {
+            pending_space = Some(if byte == b'\n' || pending_space == Some(b'\n') {
+                b'\n'
+            } else {
+                b' '
+            });
+            continue;
+        }
+        if let Some(space) = pending_space.take()
+            && !folded.is_empty()
+        {
+            folded.push(space);
+        }
+        folded.push(byte.to_ascii_lowercase());
+    }
+    undo_leetspeak(&mut folded);
+    String::from_utf8(folded).unwrap_or_default()
 }
 
 /// Fullwidth forms, mathematical alphanumerics and the Cyrillic and Greek letters that look Latin.
@@ -244,34 +287,36 @@ fn fold_lookalike(c: char) -> char {
 }
 
 /// Digits and symbols standing for letters inside words ("1gn0re", "pr3vious") become those letters; a digit with
-/// no letter beside it ("the 3 rules") stays a digit.
-fn undo_leetspeak(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let letter_at = |index: Option<usize>| index.and_then(|i| chars.get(i)).is_some_and(char::is_ascii_lowercase);
-    chars
-        .iter()
-        .enumerate()
-        .map(|(index, &c)| {
-            let letter = match c {
-                '0' => 'o',
-                '1' | '!' | '|' => 'i',
-                '3' => 'e',
-                '4' | '@' => 'a',
-                '5' | '$' => 's',
-                '7' | '+' => 't',
-                _ => return c,
-            };
-            // Symbols only count between letters ("h@ck"), digits next to one ("1gnore").
-            let before = letter_at(index.checked_sub(1));
-            let after = letter_at(index.checked_add(1));
-            let inside = if c.is_ascii_digit() {
-                before || after
-            } else {
-                before && after
-            };
-            if inside { letter } else { c }
-        })
-        .collect()
+/// no letter beside it ("the 3 rules") stays a digit. Works on UTF-8 bytes in place: every character concerned is
+/// ASCII, and no byte of a multi-byte character is an ASCII letter. Left to right, so a replaced neighbour counts
+/// as the letter it became ("pr3v10us").
+fn undo_leetspeak(text: &mut [u8]) {
+    for index in 0..text.len() {
+        let byte = text[index];
+        let letter = match byte {
+            b'0' => b'o',
+            b'1' | b'!' | b'|' => b'i',
+            b'3' => b'e',
+            b'4' | b'@' => b'a',
+            b'5' | b'$' => b's',
+            b'7' | b'+' => b't',
+            _ => continue,
+        };
+        let before = index
+            .checked_sub(1)
+            .and_then(|i| text.get(i))
+            .is_some_and(u8::is_ascii_lowercase);
+        let after = text.get(index + 1).is_some_and(u8::is_ascii_lowercase);
+        // Symbols only count between letters ("h@ck"), digits next to one ("1gnore").
+        let inside = if byte.is_ascii_digit() {
+            before || after
+        } else {
+            before && after
+        };
+        if inside {
+            text[index] = letter;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -340,7 +385,7 @@ mod tests {
             .map(|c| char::from_u32(0xE0000 + u32::from(c)).unwrap())
             .collect();
         assert!(blocked(&format!("What's the weather?{hidden}")));
-        assert!(injection_score(&format!("hi\u{E0068}\u{E0069}")) >= HIDDEN_TEXT_WEIGHT - f32::EPSILON);
+        assert!(injection_score("hi\u{E0068}\u{E0069}") >= HIDDEN_TEXT_WEIGHT - f32::EPSILON);
     }
 
     #[test]
@@ -383,10 +428,14 @@ mod tests {
     #[test]
     fn normalisation() {
         assert_eq!(normalise("  Héllo\u{200B}   WORLD \n\n x ").text, "héllo world\nx");
+        let mut leet = b"1gn0re the 3 rules, h@ck th!s 2024, pr3v10us".to_vec();
+        undo_leetspeak(&mut leet);
+        assert_eq!(leet, b"ignore the 3 rules, hack this 2024, previous");
         assert_eq!(
-            undo_leetspeak("1gn0re the 3 rules, h@ck th!s 2024"),
-            "ignore the 3 rules, hack this 2024"
+            normalise("  H\u{e9}llo\t\tW\u{200B}ORLD").text,
+            normalise("  Héllo  WORLD").text
         );
+        assert_eq!(normalise("Ignore\r\n  ALL").text, "ignore\nall");
         assert_eq!(fold_lookalike('ｉ'), 'i');
         assert_eq!(fold_lookalike('𝐢'), 'i');
         assert_eq!(fold_lookalike('З'), 'З');

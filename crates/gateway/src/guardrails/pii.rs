@@ -2,8 +2,9 @@
 //! detector (emails here, card and phone numbers in `numbers`, IBANs in `iban`, street addresses in `address`);
 //! this module runs them in priority order and keeps the spans from overlapping.
 //!
-//! Detectors must be local: a span already claimed by a stronger kind is a wall to the weaker ones, exactly as its
-//! placeholder would be once redacted, so redacting what was found never makes new findings appear.
+//! Detectors are local: a span already claimed by a stronger kind is a wall to the weaker ones, exactly as its
+//! placeholder will be once redacted. With that, and a second look at the redacted text when a finding touches
+//! its neighbours, redacting what was found never makes new findings appear (a property test holds us to it).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,14 +36,14 @@ impl PiiKind {
         PiiKind::Address,
     ];
 
-    /// Detectors run in this order, each treating earlier claims as walls. Emails and IBANs are the most
-    /// specific; addresses come before the bare numbers so that a house number or a ZIP+4 code is settled before a
-    /// digit run can reach into it; cards (Luhn-checked) come before phones.
+    /// Detectors run in this order, each treating earlier claims as walls: the most specific evidence first
+    /// (an email's '@', an IBAN's mod-97, a card's Luhn digit), then addresses, so that a ZIP+4 code is settled
+    /// before the loosest detector, phones, can read it as a number.
     const BY_PRIORITY: [PiiKind; 5] = [
         PiiKind::Email,
         PiiKind::Iban,
-        PiiKind::Address,
         PiiKind::Card,
+        PiiKind::Address,
         PiiKind::Phone,
     ];
 
@@ -80,9 +81,60 @@ pub struct Finding {
     pub end: usize,
 }
 
+/// How many times [`detect_pii`] looks again at its own redaction; one extra look settles every case the tests
+/// have found, the others are margin.
+const MAX_EXTRA_ROUNDS: usize = 3;
+
 /// Finds the personal data of the given kinds in `text` (all kinds when `kinds` is empty), sorted by position and
 /// never overlapping. Offsets are byte offsets on character boundaries.
+///
+/// The result is closed under redaction: redacting it leaves nothing of these kinds to find. Detectors are built
+/// to be local (a claimed span is a wall, as its placeholder will be), but a span can still hide a neighbour, as
+/// in `5@john@example.com`; so when something was found, the redacted text is checked again and whatever appears
+/// is added, mapped back to the original offsets.
 pub fn detect_pii(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
+    let mut findings = detect_once(text, kinds);
+    for _ in 0..MAX_EXTRA_ROUNDS {
+        if findings.iter().all(|finding| stands_apart(text, finding)) {
+            break;
+        }
+        let (redacted, copied) = redact_mapped(text, &findings);
+        let before = findings.len();
+        for more in detect_once(&redacted, kinds) {
+            // Detectors never match a placeholder's brackets, so a new finding lies inside one copied stretch.
+            let index = copied.partition_point(|stretch| stretch.redacted + stretch.len < more.end);
+            let inside = copied.get(index).filter(|stretch| stretch.redacted <= more.start);
+            if let Some(stretch) = inside {
+                let start = stretch.original + (more.start - stretch.redacted);
+                findings.push(Finding {
+                    kind: more.kind,
+                    start,
+                    end: start + (more.end - more.start),
+                });
+            }
+        }
+        if findings.len() == before {
+            break;
+        }
+        findings.sort_by_key(|finding| finding.start);
+    }
+    findings
+}
+
+/// Whether a finding is set off by plain spacing, so that its placeholder reads to its neighbours as it did:
+/// detectors look one character past a span, and a space looks the same next to either. Findings in running
+/// text nearly always stand apart, which spares them the second look.
+fn stands_apart(text: &str, finding: &Finding) -> bool {
+    let spacing = |c: Option<char>| c.is_none_or(|c| c == ' ' || c == '\t');
+    let before = text.get(..finding.start).and_then(|before| before.chars().next_back());
+    let mut after = text.get(finding.end..).unwrap_or_default().chars();
+    let next = after.next();
+    let closing = next.is_some_and(|c| matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')'));
+    spacing(before) && (spacing(next) || (closing && after.next().is_none_or(char::is_whitespace)))
+}
+
+/// One pass of every detector that matters for `kinds`.
+fn detect_once(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
     let wanted = |kind: PiiKind| kinds.is_empty() || kinds.contains(&kind);
     // A detector matters when its kind is wanted or when it outranks a wanted kind (its claims shadow that kind).
     let Some(last) = PiiKind::BY_PRIORITY.iter().rposition(|kind| wanted(*kind)) else {
@@ -95,50 +147,85 @@ pub fn detect_pii(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
             PiiKind::Email if text.contains('@') => find_emails(text, &mut claims),
             PiiKind::Iban if has_digit => iban::find(text, &mut claims),
             PiiKind::Card if has_digit => numbers::find_cards(text, &mut claims),
-            PiiKind::Phone if has_digit => numbers::find_phones(text, &mut claims),
             PiiKind::Address if has_digit => address::find(text, &mut claims),
+            PiiKind::Phone if has_digit => numbers::find_phones(text, &mut claims),
             _ => {}
         }
+        claims.settle();
     }
-    claims.spans.retain(|finding| wanted(finding.kind));
-    claims.spans
+    let mut findings = claims.into_findings();
+    findings.retain(|finding| wanted(finding.kind));
+    findings
 }
 
 /// Replaces each finding with its kind's placeholder. Findings that overlap an earlier one, are empty, or do not
 /// fall on character boundaries of `text` are skipped, so any input is safe.
 pub fn redact(text: &str, findings: &[Finding]) -> String {
+    redact_mapped(text, findings).0
+}
+
+/// A stretch of the original text copied unchanged into a redaction.
+struct Copied {
+    original: usize,
+    redacted: usize,
+    len: usize,
+}
+
+fn redact_mapped(text: &str, findings: &[Finding]) -> (String, Vec<Copied>) {
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|finding| (finding.start, std::cmp::Reverse(finding.end)));
     let mut redacted = String::with_capacity(text.len());
-    let mut copied = 0;
+    let mut copied = Vec::with_capacity(sorted.len() + 1);
+    let mut done = 0;
+    let mut copy = |redacted: &mut String, from: usize, piece: &str| {
+        copied.push(Copied {
+            original: from,
+            redacted: redacted.len(),
+            len: piece.len(),
+        });
+        redacted.push_str(piece);
+    };
     for finding in sorted {
-        if finding.start < copied || finding.end <= finding.start {
+        if finding.start < done || finding.end <= finding.start {
             continue;
         }
-        let (Some(before), true) = (text.get(copied..finding.start), text.is_char_boundary(finding.end)) else {
+        let (Some(before), true) = (text.get(done..finding.start), text.is_char_boundary(finding.end)) else {
             continue;
         };
-        redacted.push_str(before);
+        copy(&mut redacted, done, before);
         redacted.push_str(finding.kind.placeholder());
-        copied = finding.end;
+        done = finding.end;
     }
-    redacted.push_str(text.get(copied..).unwrap_or_default());
-    redacted
+    copy(&mut redacted, done, text.get(done..).unwrap_or_default());
+    (redacted, copied)
 }
 
-/// Spans already attributed to a kind, sorted by start and never overlapping.
+/// Spans already attributed to a kind, never overlapping. Each detector scans left to right, so its own claims
+/// arrive in order: they are appended to `current` and merged into `settled` once it is done, which keeps a text
+/// with thousands of findings linear instead of paying an insertion in the middle for each.
 #[derive(Default)]
 pub(crate) struct Claims {
-    spans: Vec<Finding>,
+    /// The claims of detectors that are done, sorted by start.
+    settled: Vec<Finding>,
+    /// The claims of the detector running now, sorted by start.
+    current: Vec<Finding>,
+}
+
+/// The first of `spans` (sorted, disjoint) overlapping `start..end`.
+fn first_overlap(spans: &[Finding], start: usize, end: usize) -> Option<&Finding> {
+    let first_after = spans.partition_point(|claim| claim.end <= start);
+    spans.get(first_after).filter(|claim| claim.start < end)
 }
 
 impl Claims {
     /// The end of the first claim overlapping `start..end`, if any.
     pub(crate) fn overlap(&self, start: usize, end: usize) -> Option<usize> {
-        let first_after = self.spans.partition_point(|claim| claim.end <= start);
-        self.spans
-            .get(first_after)
-            .filter(|claim| claim.start < end)
+        let settled = first_overlap(&self.settled, start, end);
+        let current = first_overlap(&self.current, start, end);
+        settled
+            .into_iter()
+            .chain(current)
+            .min_by_key(|claim| claim.start)
             .map(|claim| claim.end)
     }
 
@@ -147,10 +234,25 @@ impl Claims {
         self.overlap(position, position + 1).is_some()
     }
 
+    /// For each byte of a text `len` bytes long, whether a claim covers it.
+    pub(crate) fn byte_map(&self, len: usize) -> Vec<bool> {
+        let mut map = vec![false; len];
+        for claim in self.settled.iter().chain(&self.current) {
+            if let Some(covered) = map.get_mut(claim.start..claim.end.min(len)) {
+                covered.fill(true);
+            }
+        }
+        map
+    }
+
     /// The start of the first claim starting at or after `from`.
     fn next_start(&self, from: usize) -> Option<usize> {
-        let index = self.spans.partition_point(|claim| claim.start < from);
-        self.spans.get(index).map(|claim| claim.start)
+        let next = |spans: &[Finding]| {
+            spans
+                .get(spans.partition_point(|claim| claim.start < from))
+                .map(|c| c.start)
+        };
+        next(&self.settled).into_iter().chain(next(&self.current)).min()
     }
 
     /// Records a finding unless it overlaps one already made; says whether it did.
@@ -158,9 +260,35 @@ impl Claims {
         if end <= start || self.overlap(start, end).is_some() {
             return false;
         }
-        let at = self.spans.partition_point(|claim| claim.start < start);
-        self.spans.insert(at, Finding { kind, start, end });
+        let at = self.current.partition_point(|claim| claim.start < start);
+        self.current.insert(at, Finding { kind, start, end });
         true
+    }
+
+    /// Ends a detector's pass: its claims join the settled ones.
+    fn settle(&mut self) {
+        if self.current.is_empty() {
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.settled.len() + self.current.len());
+        let (mut settled, mut current) = (self.settled.iter().peekable(), self.current.iter().peekable());
+        while let (Some(a), Some(b)) = (settled.peek(), current.peek()) {
+            if a.start < b.start {
+                merged.extend(settled.next());
+            } else {
+                merged.extend(current.next());
+            }
+        }
+        merged.extend(settled.copied());
+        merged.extend(current.copied());
+        self.settled = merged;
+        self.current.clear();
+    }
+
+    /// Every claim, sorted by start.
+    fn into_findings(mut self) -> Vec<Finding> {
+        self.settle();
+        self.settled
     }
 }
 
@@ -204,9 +332,11 @@ pub(crate) fn scan_unclaimed(
                 Step::Retry(again) => from = again.max(from + 1),
                 Step::Done => break None,
             }
+            // Always forward, and on a character boundary whatever a detector asked for.
             if from > stretch.len() {
                 break None;
             }
+            from = stretch.ceil_char_boundary(from);
         };
         start = match resumed {
             Some(position) => position,
@@ -252,11 +382,19 @@ pub(crate) fn context_before(
         if trimmed.is_empty() || gap.contains(['\n', ']']) || claims.overlap(word_start, before.len()).is_some() {
             return Context::Silent;
         }
-        let word = trimmed[word_start..].to_lowercase();
-        if positive.contains(&word.as_str()) {
+        let word = &trimmed[word_start..];
+        let is = |known: &&str| {
+            // Most words are ASCII: compare without allocating.
+            if word.is_ascii() {
+                known.eq_ignore_ascii_case(word)
+            } else {
+                **known == word.to_lowercase()
+            }
+        };
+        if positive.iter().any(is) {
             return Context::Announced;
         }
-        if negative.contains(&word.as_str()) {
+        if negative.iter().any(is) {
             return Context::Other;
         }
         before = &trimmed[..word_start];
@@ -286,7 +424,8 @@ fn find_emails(text: &str, claims: &mut Claims) {
         };
         match email_span(stretch, candidate.start(), candidate.end()) {
             Some((start, end)) => Step::Claim(PiiKind::Email, start, end),
-            None => Step::Retry(candidate.end()),
+            // Another address can only start after this one's '@' ("x@y.z@example.com"): search on from there.
+            None => Step::Retry(candidate.start() + candidate.as_str().find('@').map_or(1, |at| at + 1)),
         }
     });
 }
@@ -352,6 +491,7 @@ mod tests {
             ("UPPER@EXAMPLE.COM", "UPPER@EXAMPLE.COM"),
             ("see...first.last@example.com", "first.last@example.com"),
             ("...john@example.com", "john@example.com"),
+            ("x@y.z@example.com", "y.z@example.com"),
             ("123456@numbers.example.net", "123456@numbers.example.net"),
         ] {
             assert_eq!(emails(text), vec![expected], "{text}");
@@ -479,6 +619,24 @@ mod tests {
         assert_eq!(context_before(text, 5, &claimed, 3, &["call"], &[]), Context::Announced);
     }
 
+    /// Inputs where one pass of the detectors was not closed under redaction, found by the property below.
+    #[test]
+    fn redaction_is_closed_on_past_counterexamples() {
+        for text in [
+            "Hauptstraße 5-4111 1111 1111 1111 ",
+            "12 rue de la Paix10 Downing Street ",
+            "12 rue de la Paix-020 7946 0958 ",
+            "020 7946 0958+1 (555) 123-4567020 7946 0958",
+            "10 Downing Street\nHauptstraße 50",
+            "Hauptstraße 5@john.doe@example.com ",
+            "john.doe@example.coméDE89 3704 0044 0532 0130 00 ",
+        ] {
+            let findings = detect_pii(text, &[]);
+            let redacted = redact(text, &findings);
+            assert_eq!(detect_pii(&redacted, &[]), [], "{text:?} -> {redacted:?}");
+        }
+    }
+
     /// Text made of words, digits, separators and samples of every kind, so that findings sit next to each other.
     fn mixed_text() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
@@ -520,7 +678,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2_000))]
+        // Failures print their minimal input; persisting them would write outside this module's directory, so a
+        // failure worth keeping becomes a plain test instead.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(2_000) })]
 
         /// (1) What was redacted can't be found again.
         #[test]

@@ -22,6 +22,14 @@ pub(crate) enum Hit {
 pub(crate) struct PhraseMatcher<'p> {
     phrases: Vec<(Vec<Cow<'p, str>>, Hit)>,
     by_first_token: HashMap<Cow<'p, str>, Vec<usize>>,
+    /// For each ASCII byte, the lengths (a bit each, 63 for longer) of the ASCII first tokens starting with it: an
+    /// ASCII word of the text is ruled out by one table lookup, before any lowercasing or hashing.
+    ascii_starts: [u64; 128],
+}
+
+/// The bit for a token of `length` bytes in [`PhraseMatcher::ascii_starts`].
+fn length_bit(length: usize) -> u64 {
+    1 << length.min(63)
 }
 
 impl<'p> PhraseMatcher<'p> {
@@ -35,18 +43,28 @@ impl<'p> PhraseMatcher<'p> {
         let word_phrases = words.iter().map(|word| (word.as_str(), Hit::Word));
         let mut phrases = Vec::new();
         let mut by_first_token: HashMap<Cow<'p, str>, Vec<usize>> = HashMap::new();
+        let mut ascii_starts = [0_u64; 128];
         for (phrase, hit) in topic_phrases.chain(word_phrases) {
-            let tokens: Vec<Cow<'p, str>> = tokens(phrase).collect();
+            let tokens: Vec<Cow<'p, str>> = tokens(phrase).map(lowercase).collect();
             // Validation refuses phrases without a token; skip them here too rather than match everything.
             let Some(first) = tokens.first() else {
                 continue;
             };
+            if first.is_ascii()
+                && let Some(lengths) = first
+                    .bytes()
+                    .next()
+                    .and_then(|byte| ascii_starts.get_mut(usize::from(byte)))
+            {
+                *lengths |= length_bit(first.len());
+            }
             by_first_token.entry(first.clone()).or_default().push(phrases.len());
             phrases.push((tokens, hit));
         }
         PhraseMatcher {
             phrases,
             by_first_token,
+            ascii_starts,
         }
     }
 
@@ -55,15 +73,41 @@ impl<'p> PhraseMatcher<'p> {
         if self.phrases.is_empty() {
             return None;
         }
-        let text_tokens: Vec<Cow<'_, str>> = tokens(text).collect();
-        for position in 0..text_tokens.len() {
-            let Some(candidates) = self.by_first_token.get(text_tokens[position].as_ref()) else {
+        let mut text_tokens = tokens(text);
+        while let Some(token) = text_tokens.next() {
+            let mut buffer = [0_u8; 64];
+            let key = if token.is_ascii() {
+                let lengths = token
+                    .as_bytes()
+                    .first()
+                    .and_then(|byte| self.ascii_starts.get(usize::from(byte.to_ascii_lowercase())));
+                if lengths.is_none_or(|lengths| lengths & length_bit(token.len()) == 0) {
+                    continue;
+                }
+                // Lowercase short ASCII words on the stack rather than in a new string.
+                match buffer.get_mut(..token.len()) {
+                    Some(lower) => {
+                        lower.copy_from_slice(token.as_bytes());
+                        lower.make_ascii_lowercase();
+                        std::str::from_utf8(lower).map_or_else(|_| lowercase(token), Cow::Borrowed)
+                    }
+                    None => lowercase(token),
+                }
+            } else {
+                lowercase(token)
+            };
+            let Some(candidates) = self.by_first_token.get(key.as_ref()) else {
                 continue;
             };
-            let rest = &text_tokens[position..];
             for &index in candidates {
                 let (phrase, hit) = &self.phrases[index];
-                if rest.len() >= phrase.len() && rest.iter().zip(phrase).all(|(seen, wanted)| seen == wanted) {
+                // The rest of the phrase must follow; the tokenizer is a cheap copyable cursor.
+                let mut following = text_tokens.clone();
+                let rest = phrase.iter().skip(1);
+                if rest
+                    .into_iter()
+                    .all(|wanted| following.next().is_some_and(|seen| same_word(seen, wanted)))
+                {
                     return Some(*hit);
                 }
             }
@@ -72,25 +116,61 @@ impl<'p> PhraseMatcher<'p> {
     }
 }
 
-/// The lowercased tokens of `text`, borrowed where lowercasing changes nothing.
-fn tokens(text: &str) -> impl Iterator<Item = Cow<'_, str>> {
-    let mut rest = text;
+/// Whether a token of the text is `wanted`, a lowercased token of a phrase.
+fn same_word(seen: &str, wanted: &str) -> bool {
+    if seen.is_ascii() {
+        seen.eq_ignore_ascii_case(wanted)
+    } else {
+        lowercase(seen) == wanted
+    }
+}
+
+/// The tokens of `text`, as they are written. ASCII bytes are classified as bytes, which is most of the work on
+/// most texts; other characters are decoded.
+fn tokens(text: &str) -> impl Iterator<Item = &str> + Clone {
+    let bytes = text.as_bytes();
+    let char_at = |at: usize| text.get(at..).and_then(|rest| rest.chars().next());
+    let mut at = 0;
     std::iter::from_fn(move || {
-        let start = rest.find(is_word_char)?;
-        rest = &rest[start..];
-        let first = rest.chars().next()?;
-        let length = if is_unspaced_script(first) {
-            first.len_utf8()
-        } else {
-            rest.find(|c: char| !is_word_char(c) || is_unspaced_script(c))
-                .unwrap_or(rest.len())
-        };
-        let (token, after) = rest.split_at(length);
-        rest = after;
-        Some(lowercase(token))
+        // Skip to the next word character.
+        loop {
+            let byte = *bytes.get(at)?;
+            if byte.is_ascii() {
+                if byte.is_ascii_alphanumeric() {
+                    break;
+                }
+                at += 1;
+            } else {
+                let c = char_at(at)?;
+                if is_word_char(c) {
+                    break;
+                }
+                at += c.len_utf8();
+            }
+        }
+        let start = at;
+        let first = char_at(at)?;
+        at += first.len_utf8();
+        if !is_unspaced_script(first) {
+            while let Some(&byte) = bytes.get(at) {
+                if byte.is_ascii() {
+                    if !byte.is_ascii_alphanumeric() {
+                        break;
+                    }
+                    at += 1;
+                } else {
+                    match char_at(at) {
+                        Some(c) if is_word_char(c) && !is_unspaced_script(c) => at += c.len_utf8(),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        text.get(start..at)
     })
 }
 
+/// A token in lowercase, borrowed where lowercasing changes nothing.
 fn lowercase(token: &str) -> Cow<'_, str> {
     let unchanged = token.chars().all(|c| {
         let mut lower = c.to_lowercase();
@@ -141,11 +221,9 @@ mod tests {
 
     #[test]
     fn tokens_are_lowercase_words() {
-        let collected: Vec<String> = tokens("Hello, WORLD! Straße-42 ÉCOLE don't")
-            .map(Cow::into_owned)
-            .collect();
+        let collected: Vec<Cow<'_, str>> = tokens("Hello, WORLD! Straße-42 ÉCOLE don't").map(lowercase).collect();
         assert_eq!(collected, ["hello", "world", "straße", "42", "école", "don", "t"]);
-        let cjk: Vec<String> = tokens("我想买炸弹abc").map(Cow::into_owned).collect();
+        let cjk: Vec<&str> = tokens("我想买炸弹abc").collect();
         assert_eq!(cjk, ["我", "想", "买", "炸", "弹", "abc"]);
         assert_eq!(tokens("  ... ").count(), 0);
         assert!(matches!(lowercase("already"), Cow::Borrowed(_)));
@@ -158,6 +236,7 @@ mod tests {
             topic("medical", &["diagnosis"]),
         ];
         assert_eq!(hit(&topics, &[], "Who won the ELECTION?"), Some(Hit::Topic(0)));
+        assert_eq!(hit(&topics, &[], "PRIME Minister"), Some(Hit::Topic(0)));
         assert_eq!(hit(&topics, &[], "ask the Prime   Minister"), Some(Hit::Topic(0)));
         assert_eq!(hit(&topics, &[], "prime-minister"), Some(Hit::Topic(0)));
         assert_eq!(hit(&topics, &[], "a diagnosis, please"), Some(Hit::Topic(1)));

@@ -164,10 +164,35 @@ impl ChatProvider for FaultProvider {
     }
 }
 
-/// The fault provider also embeds: a deterministic 8-dimensional vector per input.
+/// Dimensions of the fault provider's embeddings.
+const FAULT_DIMENSIONS: usize = 64;
+
+/// A bag-of-words vector: each lower-cased word adds ±1 to a dimension picked by its hash, so texts with the
+/// same words are identical and texts with different words are nearly orthogonal. Deterministic, instant.
+fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut vector = vec![0.0f32; FAULT_DIMENSIONS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+    {
+        // FNV-1a: stable across runs and platforms, unlike the std hasher.
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let dimension = (hash % FAULT_DIMENSIONS as u64) as usize;
+        vector[dimension] += if hash & (1 << 63) == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+    vector.iter().map(|v| v / norm).collect()
+}
+
+/// The fault provider also embeds, with [`bag_of_words`].
 impl EmbeddingProvider for FaultProvider {
     fn dimensions(&self) -> Option<usize> {
-        Some(8)
+        Some(FAULT_DIMENSIONS)
     }
 
     fn embed(&self, request: EmbeddingRequest) -> BoxFuture<'_, Result<EmbeddingOutput, GatewayError>> {
@@ -178,17 +203,7 @@ impl EmbeddingProvider for FaultProvider {
                 EmbeddingInput::Many(texts) => texts,
                 _ => Vec::new(),
             };
-            let vectors = inputs
-                .iter()
-                .map(|text| {
-                    let mut vector = [0.0f32; 8];
-                    for (index, byte) in text.bytes().enumerate() {
-                        vector[index % 8] += f32::from(byte) / 255.0;
-                    }
-                    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
-                    vector.iter().map(|v| v / norm).collect()
-                })
-                .collect();
+            let vectors = inputs.iter().map(|text| bag_of_words(text)).collect();
             let prompt_tokens = inputs.iter().map(|text| estimate_tokens(text)).sum();
             Ok(EmbeddingOutput { vectors, prompt_tokens })
         })

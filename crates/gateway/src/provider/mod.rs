@@ -4,6 +4,7 @@
 //! The interface speaks the OpenAI wire types: they are the gateway's lingua franca, so an OpenAI-compatible
 //! upstream needs no translation at all (the fast path), and every other protocol translates once at its edge.
 
+pub(crate) mod anthropic;
 pub(crate) mod embedded;
 pub(crate) mod fault;
 pub(crate) mod openai;
@@ -33,6 +34,8 @@ pub enum ProviderKind {
     Openai,
     /// A provider that fails, stalls and garbles on purpose, for testing fallbacks and fault handling.
     Fault,
+    /// Any server speaking Anthropic's Messages API (`base_url` is required: no host is assumed).
+    Anthropic,
 }
 
 impl ProviderKind {
@@ -42,6 +45,7 @@ impl ProviderKind {
             ProviderKind::Embedded => "embedded",
             ProviderKind::Openai => "openai",
             ProviderKind::Fault => "fault",
+            ProviderKind::Anthropic => "anthropic",
         }
     }
 }

@@ -82,7 +82,7 @@ impl OpenAiCompatible {
 }
 
 /// The upstream's error, keeping its status and message (OpenAI-style bodies have `error.message`).
-async fn error_from_response(response: hyper::Response<Incoming>) -> GatewayError {
+pub(crate) async fn error_from_response(response: hyper::Response<Incoming>) -> GatewayError {
     let status = response.status();
     let body = match response.into_body().collect().await {
         Ok(body) => body.to_bytes(),
@@ -102,7 +102,9 @@ async fn error_from_response(response: hyper::Response<Incoming>) -> GatewayErro
     GatewayError::upstream_status(status.as_u16(), message)
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(response: hyper::Response<Incoming>) -> Result<T, GatewayError> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    response: hyper::Response<Incoming>,
+) -> Result<T, GatewayError> {
     let body = response
         .into_body()
         .collect()
