@@ -555,3 +555,101 @@ async fn exact_and_semantic_cache_answer_repeats_for_free() {
     assert!(rows[0].1 > 0);
     assert_eq!(rows[1], (Some("hit".to_owned()), 0), "hits are free by default");
 }
+
+/// A real OpenAI-compatible server upstream: another flywheel serving the embedded models.
+#[tokio::test]
+async fn an_openai_compatible_upstream_serves_chat_streams_and_embeddings() {
+    let upstream = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flywheel.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"embedded_models = false
+[[models]]
+id = "remote-smol"
+input_usd_per_mtok = 0.1
+output_usd_per_mtok = 0.2
+[[models.deployments]]
+provider = "openai"
+base_url = "{base}/v1"
+upstream_model = "smollm2-135m-instruct"
+[[models]]
+id = "remote-minilm"
+kind = "embedding"
+[[models.deployments]]
+provider = "openai"
+base_url = "{base}/v1"
+upstream_model = "all-minilm-l6-v2"
+"#,
+            base = upstream.base
+        ),
+    )
+    .unwrap();
+    let gateway = Server::start_with(&["--config", path.to_str().unwrap()]).await;
+    let client = reqwest::Client::new();
+    let question = json!({"model": "remote-smol", "messages": [{"role": "user", "content": "What is 2+2?"}],
+                          "max_tokens": 16, "temperature": 0});
+    let answer: Value = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&question)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["model"], "remote-smol");
+    assert!(
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains('4'),
+        "{answer}"
+    );
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 5, "{answer}");
+
+    let mut streamed = question.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let text = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(text.contains("\"completion_tokens\""), "{text}");
+
+    let embedded: Value = client
+        .post(gateway.url("/v1/embeddings"))
+        .json(&json!({"model": "remote-minilm", "input": ["a sofa", "a table"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        embedded["data"][1]["embedding"].as_array().unwrap().len(),
+        384,
+        "{embedded}"
+    );
+
+    // What the upstream refuses reaches the client as the upstream said it, with a 400.
+    let mut with_tools = question.clone();
+    with_tools["tools"] = json!([{"type": "function", "function": {"name": "lookup"}}]);
+    let response = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&with_tools)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "upstream_rejected");
+    assert!(error["error"]["message"].as_str().unwrap().contains("tool"), "{error}");
+}
