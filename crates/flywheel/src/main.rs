@@ -2,6 +2,7 @@
 
 mod config;
 mod keys_cli;
+mod serve;
 mod server;
 
 use std::io::IsTerminal;

@@ -97,10 +97,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!("listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    crate::serve::serve(listener, app, shutdown_signal()).await;
     tracing::info!("in-flight requests finished; closing the database");
     gateway.ledger().flush().await;
     drop(gateway);

@@ -653,3 +653,41 @@ upstream_model = "all-minilm-l6-v2"
     assert_eq!(error["error"]["code"], "upstream_rejected");
     assert!(error["error"]["message"].as_str().unwrap().contains("tool"), "{error}");
 }
+
+#[tokio::test]
+async fn slow_clients_and_garbage_bodies_do_not_hold_or_break_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = faulty_upstream().await;
+    let (server, _dir) = start(&upstream).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Slow-loris: connections that send half a request and stall.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    let (status, _) = call(&server, MASTER, "POST", "/v1/chat/completions", Some(chat("steady"))).await;
+    assert_eq!(status, 200, "the server keeps serving while slow clients stall");
+
+    // Invalid UTF-8 in a JSON body is a 400 with an error body, not a crash.
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .header("content-type", "application/json")
+        .body(b"{\"model\": \"steady\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    // A stalled connection is closed once its headers are overdue.
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stalled[0].read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok(), "the server never closed a stalled connection");
+}

@@ -28,8 +28,14 @@ impl Server {
 
     /// Starts the server with extra `flywheel up` arguments.
     pub async fn start_with(extra_args: &[&str]) -> Server {
+        Server::start_with_env(extra_args, &[]).await
+    }
+
+    /// Starts the server with extra arguments and extra environment variables (such as upstream API keys).
+    pub async fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+            .envs(env.iter().copied())
             .args(["up", "--listen", "127.0.0.1:0", "--threads", "1"])
             .arg("--data-dir")
             .arg(data_dir.path())
