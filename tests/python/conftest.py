@@ -15,13 +15,25 @@ import pytest
 
 @pytest.fixture(scope="session")
 def server():
+    yield from start_flywheel()
+
+
+def start_flywheel(config=None):
+    """Runs the binary until the generator is closed, yielding its address and data directory; `config` is the
+    text of a flywheel.toml to start it with."""
     binary = os.environ.get("FLYWHEEL_BIN")
     models = os.environ.get("FLYWHEEL_MODELS_DIR")
     if not binary or not models:
         pytest.fail("set FLYWHEEL_BIN and FLYWHEEL_MODELS_DIR (scripts/test does)")
     data_dir = tempfile.mkdtemp(prefix="flywheel-sdk-")
+    args = [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models, "--threads", "2"]
+    if config is not None:
+        path = os.path.join(data_dir, "flywheel.toml")
+        with open(path, "w") as file:
+            file.write(config)
+        args += ["--config", path]
     process = subprocess.Popen(
-        [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models, "--threads", "2"],
+        args,
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -324,6 +324,23 @@ async fn anthropic_clients_and_the_anthropic_provider_work_over_http() {
     assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
     assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
+    // The response cache works as on /v1/chat/completions.
+    let mut cache_states = Vec::new();
+    for _ in 0..2 {
+        let response = reqwest::Client::new()
+            .post(server.url("/v1/messages"))
+            .header("x-api-key", MASTER)
+            .header("x-flywheel-cache", "exact")
+            .json(&hello)
+            .send()
+            .await
+            .unwrap();
+        cache_states.push(response.headers()["x-flywheel-cache"].to_str().unwrap().to_owned());
+        let cached: Value = response.json().await.unwrap();
+        assert_eq!(cached["content"], body["content"]);
+    }
+    assert_eq!(cache_states, ["miss", "hit"]);
+
     // The same, streamed: Anthropic's exact event sequence.
     let mut streamed = hello.clone();
     streamed["stream"] = json!(true);

@@ -149,7 +149,7 @@ async fn chat_completions(
 }
 
 /// Asks for (`exact`, `semantic`, `off`) and reports (`hit`, `miss`) the response cache.
-const CACHE_HEADER: &str = "x-flywheel-cache";
+pub(crate) const CACHE_HEADER: &str = "x-flywheel-cache";
 
 /// OpenAI's `x-ratelimit-*` headers, for keys that have limits.
 pub(crate) fn with_limit_headers(mut response: Response, limits: Option<LimitStatus>) -> Response {

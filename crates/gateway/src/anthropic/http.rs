@@ -7,8 +7,8 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, RequestPartsExt};
@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::inbound::{self, EventTranslator};
 use super::wire::{CountTokensRequest, CountTokensResponse, MessagesRequest, StreamEvent};
-use crate::http::{AppState, Authenticated, rejection_to_error, with_limit_headers};
+use crate::http::{AppState, Authenticated, CACHE_HEADER, rejection_to_error, with_limit_headers};
 use crate::{Caller, ChatCompletionStream, GatewayError};
 
 /// The endpoint name for rate-limit refusals in the ledger.
@@ -69,26 +69,39 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AnthropicJson<T> {
     }
 }
 
-/// `POST /v1/messages`.
+/// `POST /v1/messages`. Like `/v1/chat/completions`, it honours `x-flywheel-cache` and reports hit or miss.
 pub(crate) async fn messages(
     State(state): State<AppState>,
     AnthropicCaller(caller): AnthropicCaller,
+    headers: HeaderMap,
     AnthropicJson(request): AnthropicJson<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
-    let client = state.gateway.client_for(&caller);
+    let mut client = state.gateway.client_for(&caller);
+    if let Some(value) = headers.get(CACHE_HEADER) {
+        let value = value
+            .to_str()
+            .map_err(|_| GatewayError::invalid(CACHE_HEADER, "x-flywheel-cache must be exact, semantic or off"))?;
+        client = client.with_cache_header(value)?;
+    }
     let request = inbound::request_to_openai(request)?;
     let limits = client.admit(ENDPOINT, &request.model).await?;
-    let response = if request.stream {
+    let (mut response, cache) = if request.stream {
         let model = request.model.clone();
         let input_tokens_estimate = crate::chat::estimate_prompt_tokens(&request);
-        let chunks = client.chat_stream(request).await?;
+        let (chunks, cache) = client.chat_stream_traced(request).await?;
         let ping = Event::default().event("ping").data(r#"{"type":"ping"}"#);
-        Sse::new(events(chunks, EventTranslator::new(model, input_tokens_estimate)))
-            .keep_alive(KeepAlive::default().event(ping))
-            .into_response()
+        let events = Sse::new(events(chunks, EventTranslator::new(model, input_tokens_estimate)))
+            .keep_alive(KeepAlive::default().event(ping));
+        (events.into_response(), cache)
     } else {
-        Json(inbound::completion_to_response(client.chat(request).await?)).into_response()
+        let (completion, cache) = client.chat_traced(request).await?;
+        (Json(inbound::completion_to_response(completion)).into_response(), cache)
     };
+    if let Some(cache) = cache {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, HeaderValue::from_static(cache));
+    }
     Ok(with_limit_headers(response, limits))
 }
 

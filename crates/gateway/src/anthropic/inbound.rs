@@ -565,7 +565,7 @@ impl EventTranslator {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use serde_json::json;
 
     use super::super::tests::{accumulate, check_well_formed};

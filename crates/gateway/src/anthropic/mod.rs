@@ -128,3 +128,60 @@ pub(crate) fn usage_of(usage: openai::Usage) -> wire::MessageUsage {
         cache_read_input_tokens: None,
     }
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_status_and_get_the_anthropic_type() {
+        for (error, status, kind) in [
+            (GatewayError::invalid("max_tokens", "bad"), 400, "invalid_request_error"),
+            (
+                GatewayError::Unauthorized("no key".to_owned()),
+                401,
+                "authentication_error",
+            ),
+            (GatewayError::ModelNotAllowed("m".to_owned()), 403, "permission_error"),
+            (GatewayError::ModelNotFound("m".to_owned()), 404, "not_found_error"),
+            (
+                GatewayError::RateLimited {
+                    what: "requests",
+                    limit: 1,
+                    retry_after_secs: 1,
+                },
+                429,
+                "rate_limit_error",
+            ),
+            (
+                GatewayError::BudgetExceeded {
+                    scope: "key",
+                    period: "total",
+                    budget_usd: 1.0,
+                    spent_usd: 1.0,
+                    request_usd: 0.1,
+                },
+                402,
+                "billing_error",
+            ),
+            (GatewayError::Overloaded("m".to_owned()), 503, "overloaded_error"),
+            (GatewayError::upstream_timeout("slow"), 504, "timeout_error"),
+            (GatewayError::upstream_status(500, "boom"), 502, "api_error"),
+            (GatewayError::Internal("db".to_owned()), 500, "api_error"),
+        ] {
+            assert_eq!(error.status(), status, "{error}");
+            let body = error_body(&error);
+            assert_eq!(
+                (body.kind.as_str(), body.error.kind.as_str()),
+                ("error", kind),
+                "{error}"
+            );
+            assert_eq!(body.error.message, error.to_string());
+        }
+        let upstream = upstream_error(&wire::ErrorDetail {
+            kind: "rate_limit_error".to_owned(),
+            message: "slow down".to_owned(),
+        });
+        assert_eq!((upstream.status().as_u16(), upstream.is_retryable()), (429, true));
+    }
+}

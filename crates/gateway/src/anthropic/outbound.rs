@@ -178,18 +178,25 @@ fn messages_from_openai(messages: Vec<ChatMessage>) -> Result<(Option<TextOrBloc
                 push_merged(&mut out, Role::Assistant, content);
             }
             "tool" => {
+                let content = match message.content {
+                    None => TextOrBlocks::Text(String::new()),
+                    Some(MessageContent::Text(text)) => TextOrBlocks::Text(text),
+                    Some(MessageContent::Parts(parts)) => TextOrBlocks::Blocks(
+                        parts
+                            .into_iter()
+                            .map(|part| match (part.kind.as_str(), part.text) {
+                                ("text", Some(text)) => Ok(ContentBlockParam::text(text)),
+                                (kind, _) => Err(GatewayError::invalid(
+                                    &format!("{param}.content"),
+                                    format!("a tool message takes text parts, not '{kind}'"),
+                                )),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
+                };
                 let block = ContentBlockParam::ToolResult {
                     tool_use_id: message.tool_call_id.unwrap_or_default(),
-                    content: Some(match message.content {
-                        None => TextOrBlocks::Text(String::new()),
-                        Some(MessageContent::Text(text)) => TextOrBlocks::Text(text),
-                        Some(MessageContent::Parts(parts)) => TextOrBlocks::Blocks(
-                            parts
-                                .into_iter()
-                                .map(|part| ContentBlockParam::text(part.text.unwrap_or_default()))
-                                .collect(),
-                        ),
-                    }),
+                    content: Some(content),
                     is_error: None,
                     cache_control: None,
                 };
@@ -542,5 +549,140 @@ impl ChunkTranslator {
             usage: None,
             system_fingerprint: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::super::wire::{DeltaUsage, ErrorDetail, MessageDelta};
+    use super::*;
+
+    fn anthropic(body: serde_json::Value) -> Result<serde_json::Value, GatewayError> {
+        let request: ChatCompletionRequest = serde_json::from_value(body).unwrap();
+        request_from_openai(request).map(|request| serde_json::to_value(request).unwrap())
+    }
+
+    #[test]
+    fn pulls_out_system_messages_merges_roles_and_turns_tool_messages_into_results() {
+        let body = anthropic(json!({"model": "claude", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "weather?"},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            {"role": "developer", "content": "Use metric units."},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}},
+                {"id": "t2", "type": "function", "function": {"name": "time", "arguments": ""}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "12 C"},
+            {"role": "tool", "tool_call_id": "t2", "content": "noon"},
+        ], "parallel_tool_calls": false, "user": "u", "stop": "END"}))
+        .unwrap();
+        assert_eq!(body["system"], "Be brief.\n\nUse metric units.");
+        assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(body["metadata"], json!({"user_id": "u"}));
+        assert_eq!(body["stop_sequences"], json!(["END"]));
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "weather?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Oslo"}},
+                    {"type": "tool_use", "id": "t2", "name": "time", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "12 C"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": "noon"}]},
+            ])
+        );
+    }
+
+    #[test]
+    fn refuses_what_anthropic_cannot_do() {
+        let base = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]});
+        for (field, value, param) in [
+            ("n", json!(2), "n"),
+            ("logprobs", json!(true), "logprobs"),
+            ("frequency_penalty", json!(0.5), "frequency_penalty"),
+            ("temperature", json!(1.5), "temperature"),
+            ("response_format", json!({"type": "json_object"}), "response_format"),
+            ("tool_choice", json!({"type": "function"}), "tool_choice"),
+        ] {
+            let mut body = base.clone();
+            body[field] = value;
+            let error = anthropic(body).unwrap_err();
+            assert_eq!(error.status(), 400, "{field}");
+            assert_eq!(error.body().error.param.as_deref(), Some(param), "{error}");
+        }
+        let bad_arguments = json!({"model": "claude", "messages": [{"role": "assistant", "tool_calls": [
+            {"id": "t", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]});
+        let error = anthropic(bad_arguments).unwrap_err();
+        assert_eq!(
+            error.body().error.param.as_deref(),
+            Some("messages[0].tool_calls[0].function.arguments")
+        );
+        // Bookkeeping fields are dropped, not refused.
+        let mut quiet = base;
+        quiet["seed"] = json!(1);
+        quiet["store"] = json!(false);
+        assert!(anthropic(quiet).is_ok());
+    }
+
+    #[test]
+    fn answers_and_events_become_openai() {
+        let response: MessagesResponse = serde_json::from_value(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 4, "output_tokens": 2, "cache_read_input_tokens": 10}
+        }))
+        .unwrap();
+        let completion = response_to_completion(response);
+        let choice = &completion.choices[0];
+        assert_eq!(choice.message.content.as_deref(), Some("Sure."));
+        assert_eq!(
+            choice.message.tool_calls.as_ref().unwrap()[0].function.arguments,
+            "{\"a\":1}"
+        );
+        assert_eq!(choice.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(completion.usage, Some(Usage::new(14, 2)));
+
+        let mut translator = ChunkTranslator::new("claude");
+        let delta = StreamEvent::MessageDelta {
+            delta: MessageDelta {
+                stop_reason: Some(StopReason::MaxTokens),
+                stop_sequence: None,
+            },
+            usage: DeltaUsage {
+                output_tokens: 9,
+                input_tokens: Some(3),
+                ..DeltaUsage::default()
+            },
+        };
+        let chunks = translator.push(delta).unwrap();
+        assert_eq!(chunks[0].choices[0].finish_reason.as_deref(), Some("length"));
+        let usage = translator.push(StreamEvent::MessageStop).unwrap();
+        assert_eq!(usage[0].usage, Some(Some(Usage::new(3, 9))));
+        assert!(translator.is_finished());
+
+        let overloaded = StreamEvent::Error {
+            error: ErrorDetail {
+                kind: "overloaded_error".to_owned(),
+                message: "Overloaded".to_owned(),
+            },
+        };
+        let error = ChunkTranslator::new("claude").push(overloaded).unwrap_err();
+        assert!(
+            error.is_retryable(),
+            "an overloaded upstream lets the next deployment try"
+        );
+        assert_eq!(error.status(), 502);
+        assert_eq!(super::super::error_type(&error), "overloaded_error");
     }
 }

@@ -5,7 +5,7 @@
 //! an answer. Responses and events are read leniently (unknown block and event types become `Other`), because an
 //! upstream that adds a field or a block type must not break requests that do not use it.
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -118,14 +118,14 @@ pub struct InputMessage {
 /// Deserialized by hand so that a wrong block reports its own error instead of "did not match any variant".
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum TextOrBlocks<B = ContentBlockParam> {
+pub enum TextOrBlocks {
     /// A string.
     Text(String),
     /// Blocks.
-    Blocks(Vec<B>),
+    Blocks(Vec<ContentBlockParam>),
 }
 
-impl<'de, B: DeserializeOwned> Deserialize<'de> for TextOrBlocks<B> {
+impl<'de> Deserialize<'de> for TextOrBlocks {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match Value::deserialize(deserializer)? {
             Value::String(text) => Ok(TextOrBlocks::Text(text)),
