@@ -297,6 +297,7 @@ impl Gateway {
             budgets,
             guardrails: None,
             cache: None,
+            endpoint: chat::ENDPOINT,
         }
     }
 
@@ -356,6 +357,8 @@ pub struct GatewayClient {
     guardrails: Option<Arc<guardrails::GuardrailPolicy>>,
     /// How this client's chat requests use the response cache.
     cache: Option<CachePolicy>,
+    /// The endpoint its chat requests are recorded under (`chat.completions`, or `messages` for Anthropic's).
+    endpoint: &'static str,
 }
 
 /// A cache lookup that missed, kept to store the answer once it comes.
@@ -369,6 +372,12 @@ impl GatewayClient {
     /// The tenant this client's requests are accounted to.
     pub fn tenant(&self) -> &str {
         &self.account.tenant
+    }
+
+    /// Records this client's chat requests under `endpoint` (the API they came in on).
+    pub(crate) fn on_endpoint(mut self, endpoint: &'static str) -> GatewayClient {
+        self.endpoint = endpoint;
+        self
     }
 
     /// Uses the response cache as a request's `x-flywheel-cache` header says (`exact`, `semantic` or `off`),
@@ -530,7 +539,7 @@ impl GatewayClient {
             .and_then(|entry| chat::validate(request, entry.context_length).map(|()| entry));
         let entry = match checked {
             Ok(entry) => entry,
-            Err(error) => return Err(self.refuse(error, chat::ENDPOINT, &request.model, started).await),
+            Err(error) => return Err(self.refuse(error, self.endpoint, &request.model, started).await),
         };
         let verdict = self
             .guardrails
@@ -543,7 +552,7 @@ impl GatewayClient {
             };
             let label = verdict.as_ref().map(guardrails::Verdict::label);
             return Err(self
-                .refuse_with(error, chat::ENDPOINT, &request.model, started, label)
+                .refuse_with(error, self.endpoint, &request.model, started, label)
                 .await);
         }
         let model = request.model.as_str();
@@ -566,7 +575,7 @@ impl GatewayClient {
                 .await
             {
                 Ok(reservation) => Some(reservation),
-                Err(error) => return Err(self.refuse(error, chat::ENDPOINT, model, started).await),
+                Err(error) => return Err(self.refuse(error, self.endpoint, model, started).await),
             }
         };
         let mut record = chat::ChatRecord::new(
@@ -577,8 +586,11 @@ impl GatewayClient {
             chat::estimate_prompt_tokens(request),
             reservation,
         );
-        if let (Some(row), Some(verdict)) = (record.row_mut(), &verdict) {
-            row.guardrail = Some(verdict.label());
+        if let Some(row) = record.row_mut() {
+            row.endpoint = self.endpoint.to_owned();
+            if let Some(verdict) = &verdict {
+                row.guardrail = Some(verdict.label());
+            }
         }
         Ok((entry, record))
     }

@@ -76,7 +76,7 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     AnthropicJson(request): AnthropicJson<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
-    let mut client = state.gateway.client_for(&caller);
+    let mut client = state.gateway.client_for(&caller).on_endpoint(ENDPOINT);
     if let Some(value) = headers.get(CACHE_HEADER) {
         let value = value
             .to_str()
