@@ -272,13 +272,41 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
     }
 }
 
+/// Rows per INSERT statement: 15 parameters each, well under SQLite's limit of 32,766 per statement.
+const ROWS_PER_STATEMENT: usize = 128;
+
+/// Writes rows in one transaction, many per statement: each statement is a round trip to the database's
+/// worker thread, so fewer, larger statements are what make thousands of rows per second cheap.
 async fn write_batch(db: &Database, rows: &[&UsageRecord]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut transaction = db.pool().begin().await?;
-    for row in rows {
-        bind_row(sqlx::query(INSERT), row).execute(&mut *transaction).await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO usage_ledger (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, \
+             latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) ",
+        );
+        builder.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(&row.request_id)
+                .push_bind(&row.tenant)
+                .push_bind(&row.key_id)
+                .push_bind(&row.model)
+                .push_bind(&row.endpoint)
+                .push_bind(row.prompt_tokens)
+                .push_bind(row.completion_tokens)
+                .push_bind(row.latency_ms)
+                .push_bind(row.ttft_ms)
+                .push_bind(&row.status)
+                .push_bind(&row.deployment)
+                .push_bind(row.cost_micros)
+                .push_bind(row.attempts)
+                .push_bind(&row.cache)
+                .push_bind(&row.guardrail);
+        });
+        builder.push(" ON CONFLICT (request_id) DO NOTHING");
+        builder.build().execute(&mut *transaction).await?;
     }
     transaction.commit().await
 }
@@ -306,6 +334,22 @@ mod tests {
             cache: None,
             guardrail: None,
         }
+    }
+
+    #[tokio::test]
+    async fn queued_rows_are_written_in_batches_once_each() {
+        let db = Database::open_in_memory().await.unwrap();
+        crate::schema::migrate(&db).await.unwrap();
+        let ledger = UsageLedger::new(db);
+        for index in 0..700 {
+            ledger.record_soon(row(&format!("r{}", index % 600))).await;
+        }
+        ledger.flush().await;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_ledger")
+            .fetch_one(ledger.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 600);
     }
 
     #[tokio::test]
