@@ -321,15 +321,17 @@ async fn budgets_hold_under_concurrent_requests() {
     assert_eq!(refused[0]["error"]["code"], "budget_exceeded");
     assert_eq!(refused[0]["error"]["type"], "insufficient_quota");
     // Then one at a time until the budget refuses.
+    let mut sequential = 0;
     for _ in 0..20 {
         let (status, _) = call(&server, &secret, "POST", "/v1/chat/completions", Some(chat("slow"))).await;
+        sequential += 1;
         if status == 402 {
             break;
         }
         assert_eq!(status, 200);
     }
 
-    let rows = ledger(&server, 31).await;
+    let rows = ledger(&server, 30 + sequential).await;
     let spent: i64 = rows
         .iter()
         .filter(|row| row.5.as_deref() == Some(key_id.as_str()))

@@ -129,6 +129,8 @@ enum Queued {
 const QUEUE_CAPACITY: usize = 65_536;
 /// Rows per transaction at most.
 const BATCH_ROWS: usize = 512;
+/// How long the writer waits for more rows after the first of a batch: the longest a row sits in memory.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 const INSERT: &str = "INSERT INTO usage_ledger
         (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
@@ -243,6 +245,11 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
+        // Linger briefly so that a steady trickle of requests shares one commit instead of waking the database
+        // thread once per request; under load the batch fills first.
+        if !matches!(batch[0], Queued::Flush(_)) {
+            tokio::time::sleep(LINGER).await;
+        }
         while batch.len() < BATCH_ROWS {
             match receiver.try_recv() {
                 Ok(queued) => batch.push(queued),
