@@ -267,6 +267,14 @@ impl ChatRecord {
         self.pending.as_mut()
     }
 
+    /// Notes a cache miss in the ledger row, passing the lookup through.
+    pub(crate) fn cache_missed<T>(&mut self, lookup: T) -> T {
+        if let Some(row) = &mut self.pending {
+            row.cache = Some("miss".to_owned());
+        }
+        lookup
+    }
+
     /// Notes where the request is being served and at what price.
     pub(crate) fn served_by(&mut self, deployment: &Deployment, attempts: u32) {
         self.price = deployment.price;

@@ -132,34 +132,6 @@ const BATCH_ROWS: usize = 512;
 /// How long the writer waits for more rows after the first of a batch: the longest a row sits in memory.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
-const INSERT: &str = "INSERT INTO usage_ledger
-        (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
-         status, deployment, cost_micros, attempts, cache, guardrail)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (request_id) DO NOTHING";
-
-fn bind_row<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    row: &'q UsageRecord,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    query
-        .bind(&row.request_id)
-        .bind(&row.tenant)
-        .bind(&row.key_id)
-        .bind(&row.model)
-        .bind(&row.endpoint)
-        .bind(row.prompt_tokens)
-        .bind(row.completion_tokens)
-        .bind(row.latency_ms)
-        .bind(row.ttft_ms)
-        .bind(&row.status)
-        .bind(&row.deployment)
-        .bind(row.cost_micros)
-        .bind(row.attempts)
-        .bind(&row.cache)
-        .bind(&row.guardrail)
-}
-
 impl UsageLedger {
     /// The ledger on `db`; the gateway's migrations must have run (see [`crate::Gateway::open`]). Starts the
     /// writer task, so it must be called inside a Tokio runtime.
@@ -171,7 +143,7 @@ impl UsageLedger {
 
     /// Appends one row now; a request id is recorded at most once, so a retry of the write cannot charge twice.
     pub async fn record(&self, row: &UsageRecord) -> Result<(), StoreError> {
-        bind_row(sqlx::query(INSERT), row).execute(self.db.pool()).await?;
+        write_batch(&self.db, &[row]).await?;
         Ok(())
     }
 
@@ -266,7 +238,7 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
         if let Err(error) = write_batch(&db, &rows).await {
             tracing::error!(%error, rows = rows.len(), "failed to write a ledger batch; writing its rows one by one");
             for row in rows {
-                if let Err(error) = bind_row(sqlx::query(INSERT), row).execute(db.pool()).await {
+                if let Err(error) = write_batch(&db, &[row]).await {
                     tracing::error!(request_id = row.request_id, %error, "failed to write the usage ledger");
                 }
             }

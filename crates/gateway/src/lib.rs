@@ -361,6 +361,16 @@ pub struct GatewayClient {
     endpoint: &'static str,
 }
 
+/// The chat provider behind a chat model's deployment (the catalog only builds chat backends for chat models).
+fn chat_provider(backend: Backend) -> Result<Arc<dyn provider::ChatProvider>, GatewayError> {
+    match backend {
+        Backend::Chat(provider) => Ok(provider),
+        Backend::Embedding(_) => Err(GatewayError::Internal(
+            "a chat model has a non-chat deployment".to_owned(),
+        )),
+    }
+}
+
 /// A cache lookup that missed, kept to store the answer once it comes.
 struct CacheMiss {
     policy: CachePolicy,
@@ -627,12 +637,7 @@ impl GatewayClient {
                 let completion = self.answer_from_cache(record, answer, &requested_model).await;
                 return Ok((guarded::completion_as_stream(completion, include_usage), Some("hit")));
             }
-            Some(Err(miss)) => {
-                if let Some(row) = record.row_mut() {
-                    row.cache = Some("miss".to_owned());
-                }
-                Some(miss)
-            }
+            Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
         let dispatcher = self.gateway.dispatcher();
@@ -640,11 +645,7 @@ impl GatewayClient {
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();
                 async move {
-                    let Backend::Chat(provider) = backend else {
-                        return Err(GatewayError::Internal(
-                            "a chat model has a non-chat deployment".to_owned(),
-                        ));
-                    };
+                    let provider = chat_provider(backend)?;
                     request.model.clone_from(&deployment.upstream_model);
                     let mut chunks = provider.stream(request).await?;
                     // The first chunk proves the deployment is answering; failures before it can still move
@@ -715,12 +716,7 @@ impl GatewayClient {
                     Some("hit"),
                 ));
             }
-            Some(Err(miss)) => {
-                if let Some(row) = record.row_mut() {
-                    row.cache = Some("miss".to_owned());
-                }
-                Some(miss)
-            }
+            Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
         let dispatcher = self.gateway.dispatcher();
@@ -728,11 +724,7 @@ impl GatewayClient {
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();
                 async move {
-                    let Backend::Chat(provider) = backend else {
-                        return Err(GatewayError::Internal(
-                            "a chat model has a non-chat deployment".to_owned(),
-                        ));
-                    };
+                    let provider = chat_provider(backend)?;
                     request.model.clone_from(&deployment.upstream_model);
                     request.stream = false;
                     request.stream_options = None;
