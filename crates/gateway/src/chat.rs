@@ -14,7 +14,7 @@ use crate::ledger::{Account, UsageRecord, UsageSink};
 use crate::metrics;
 use crate::models::{Deployment, Price};
 use crate::openai::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, MessageContent, Usage};
-use crate::provider::{ChunkStream, CompletionBuilder, estimate_tokens};
+use crate::provider::{ChunkStream, CompletionBuilder, estimate_tokens, estimate_tokens_of_chars};
 use crate::routing::RoutingConfig;
 
 pub(crate) const ENDPOINT: &str = "chat.completions";
@@ -143,7 +143,7 @@ pub(crate) fn validate(request: &ChatCompletionRequest, context_length: Option<u
         return Err(GatewayError::invalid("top_p", "'top_p' must be between 0 and 1"));
     }
     if let Some(stop) = &request.stop {
-        let stop = stop.clone().into_vec();
+        let stop = stop.as_slice();
         if stop.len() > MAX_STOP_SEQUENCES {
             return Err(GatewayError::invalid("stop", "'stop' takes at most 4 sequences"));
         }
@@ -180,7 +180,7 @@ pub(crate) fn estimate_prompt_tokens(request: &ChatCompletionRequest) -> u32 {
         // Role markers and separators cost a few tokens per message in every chat template.
         tokens = tokens
             .saturating_add(4)
-            .saturating_add(estimate_tokens(&message.text_content()));
+            .saturating_add(estimate_tokens_of_chars(message.text_chars()));
         for call in message.tool_calls.iter().flatten() {
             tokens = tokens.saturating_add(estimate_tokens(&call.function.arguments));
         }
@@ -192,10 +192,14 @@ pub(crate) fn estimate_prompt_tokens(request: &ChatCompletionRequest) -> u32 {
     tokens
 }
 
-/// The most a request can cost: its prompt plus its completion limit (or a default cap), at `price`, for every
-/// choice it asks for.
-pub(crate) fn worst_case_cost(request: &ChatCompletionRequest, context_length: Option<u32>, price: Price) -> i64 {
-    let prompt = estimate_prompt_tokens(request);
+/// The most a request can cost: its prompt (`prompt` tokens, from [`estimate_prompt_tokens`]) plus its completion
+/// limit (or a default cap), at `price`, for every choice it asks for.
+pub(crate) fn worst_case_cost(
+    request: &ChatCompletionRequest,
+    prompt: u32,
+    context_length: Option<u32>,
+    price: Price,
+) -> i64 {
     let room = context_length.map_or(DEFAULT_RESERVED_COMPLETION_TOKENS, |length| {
         length.saturating_sub(prompt)
     });
@@ -230,7 +234,8 @@ pub(crate) struct ChatRecord {
     first_token: Option<Instant>,
     prompt_estimate: u32,
     price: Price,
-    generated: String,
+    /// Characters of text generated so far: all that estimating its tokens needs.
+    generated_chars: usize,
 }
 
 impl ChatRecord {
@@ -255,7 +260,7 @@ impl ChatRecord {
             first_token: None,
             prompt_estimate,
             price: Price::default(),
-            generated: String::new(),
+            generated_chars: 0,
         }
     }
 
@@ -292,7 +297,7 @@ impl ChatRecord {
                 metrics::record_time_to_first_token(&row.model, (now - self.started).as_secs_f64());
             }
         }
-        self.generated.push_str(text);
+        self.generated_chars += text.chars().count();
     }
 
     fn complete(&mut self, status: &str, usage: Usage) -> Option<UsageRecord> {
@@ -327,10 +332,10 @@ impl ChatRecord {
     /// The usage of a request that ended before the provider reported it: the estimated prompt (when anything
     /// was generated, the provider did read it) and the text generated so far.
     fn usage_so_far(&self) -> Usage {
-        if self.generated.is_empty() {
+        if self.generated_chars == 0 {
             return Usage::new(0, 0);
         }
-        Usage::new(self.prompt_estimate, estimate_tokens(&self.generated))
+        Usage::new(self.prompt_estimate, estimate_tokens_of_chars(self.generated_chars))
     }
 
     pub(crate) async fn finish(mut self, status: &str, usage: Usage) {
@@ -447,7 +452,7 @@ pub(crate) fn client_stream(mut chunks: ChunkStream, context: StreamContext) -> 
                     chunk.model.clone_from(&requested_model);
                     chunk.created = created;
                     chunk.object = "chat.completion.chunk".to_owned();
-                    builder.push(chunk.clone());
+                    builder.push(&chunk);
                     if include_usage {
                         // OpenAI sends `usage: null` on every chunk but the last when usage was asked for.
                         chunk.usage = Some(if is_usage_only { usage } else { None });
@@ -612,10 +617,19 @@ mod tests {
         };
         let mut capped = with("max_tokens", serde_json::json!(10));
         let prompt = estimate_prompt_tokens(&capped);
-        assert_eq!(worst_case_cost(&capped, Some(100), price), i64::from(prompt) + 20);
+        assert_eq!(
+            worst_case_cost(&capped, prompt, Some(100), price),
+            i64::from(prompt) + 20
+        );
         capped.n = Some(3);
-        assert_eq!(worst_case_cost(&capped, Some(100), price), i64::from(prompt) + 60);
+        assert_eq!(
+            worst_case_cost(&capped, prompt, Some(100), price),
+            i64::from(prompt) + 60
+        );
         let open = request(base());
-        assert_eq!(worst_case_cost(&open, None, price), i64::from(prompt) + 2 * 4096);
+        assert_eq!(
+            worst_case_cost(&open, prompt, None, price),
+            i64::from(prompt) + 2 * 4096
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::GatewayError;
 use crate::metrics;
 use crate::models::{Backend, Deployment, ModelCatalog, ModelEntry};
-use crate::routing::{Candidate, PlacementAdvisor, RouteOption, RoutingConfig, order};
+use crate::routing::{PlacementAdvisor, RouteOption, RoutingConfig, order};
 
 /// Counts a request in flight on a deployment until dropped.
 pub(crate) struct InFlight(Arc<Deployment>);
@@ -66,17 +66,13 @@ impl Dispatcher<'_> {
                 .deployments
                 .iter()
                 .map(|deployment| RouteOption {
+                    deployment: &deployment.name,
+                    site: deployment.site.as_deref(),
                     weight: deployment.weight,
                     in_flight: deployment.health.in_flight(),
                     latency_ms: deployment.health.latency_ms(),
                     cost_micros_per_mtok: deployment.price.input_micros_per_mtok
                         + deployment.price.output_micros_per_mtok,
-                    candidate: Candidate {
-                        deployment: deployment.name.clone(),
-                        site: deployment.site.clone(),
-                        in_flight: deployment.health.in_flight(),
-                        latency_ms: deployment.health.latency_ms(),
-                    },
                 })
                 .collect();
             for index in order(model.strategy, &model.id, &options, self.advisor.as_deref()) {

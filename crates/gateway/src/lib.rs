@@ -566,6 +566,7 @@ impl GatewayClient {
                 .await);
         }
         let model = request.model.as_str();
+        let prompt_estimate = chat::estimate_prompt_tokens(request);
         let reservation = if self.budgets.is_empty() {
             None
         } else {
@@ -575,7 +576,7 @@ impl GatewayClient {
                 .map(|deployment| deployment.price)
                 .max_by_key(|price| price.input_micros_per_mtok + price.output_micros_per_mtok)
                 .unwrap_or(entry.price);
-            let worst_case = chat::worst_case_cost(request, entry.context_length, price);
+            let worst_case = chat::worst_case_cost(request, prompt_estimate, entry.context_length, price);
             match self
                 .gateway
                 .inner
@@ -593,7 +594,7 @@ impl GatewayClient {
             &self.account,
             model,
             started,
-            chat::estimate_prompt_tokens(request),
+            prompt_estimate,
             reservation,
         );
         if let Some(row) = record.row_mut() {

@@ -191,6 +191,7 @@ pub(crate) struct Deployment {
     pub(crate) health: DeploymentHealth,
 }
 
+#[derive(Clone)]
 pub(crate) struct ModelEntry {
     pub(crate) id: String,
     pub(crate) aliases: Vec<String>,
@@ -273,58 +274,27 @@ impl ModelCatalog {
         let mut tables = self.write();
         tables.embedded.insert(id.to_owned(), Slot::Loading);
         if !tables.models.contains_key(id) {
-            let entry = embedded_entry(
-                id,
-                kind,
-                Price::default(),
-                RoutingStrategy::default(),
-                Vec::new(),
-                Vec::new(),
-            );
-            tables.models.insert(id.to_owned(), Arc::new(entry));
+            tables
+                .models
+                .insert(id.to_owned(), Arc::new(unconfigured_embedded_entry(id, kind)));
         }
     }
 
     pub(crate) fn attach_embedded(&self, id: &str, backend: Backend) {
-        let kind = match backend {
-            Backend::Chat(_) => ModelKind::Chat,
-            Backend::Embedding(_) => ModelKind::Embedding,
-        };
-        let context_length = match &backend {
-            Backend::Chat(provider) => provider.context_length(),
-            Backend::Embedding(_) => None,
+        let (kind, context_length) = match &backend {
+            Backend::Chat(provider) => (ModelKind::Chat, provider.context_length()),
+            Backend::Embedding(_) => (ModelKind::Embedding, None),
         };
         let mut tables = self.write();
         tables.embedded.insert(id.to_owned(), Slot::Ready(backend));
-        match tables.models.get(id) {
-            None => {
-                let mut entry = embedded_entry(
-                    id,
-                    kind,
-                    Price::default(),
-                    RoutingStrategy::default(),
-                    Vec::new(),
-                    Vec::new(),
-                );
-                entry.context_length = context_length;
-                tables.models.insert(id.to_owned(), Arc::new(entry));
-            }
-            Some(existing) if existing.context_length.is_none() && context_length.is_some() => {
-                let existing = Arc::clone(existing);
-                let entry = ModelEntry {
-                    id: existing.id.clone(),
-                    aliases: existing.aliases.clone(),
-                    kind: existing.kind,
-                    context_length,
-                    price: existing.price,
-                    strategy: existing.strategy,
-                    fallbacks: existing.fallbacks.clone(),
-                    deployments: existing.deployments.clone(),
-                };
-                tables.models.insert(id.to_owned(), Arc::new(entry));
-            }
-            Some(_) => {}
-        }
+        let mut entry = match tables.models.get(id) {
+            None => unconfigured_embedded_entry(id, kind),
+            // The loaded model knows its window; configuration that set one wins.
+            Some(existing) if existing.context_length.is_none() => ModelEntry::clone(existing),
+            Some(_) => return,
+        };
+        entry.context_length = context_length;
+        tables.models.insert(id.to_owned(), Arc::new(entry));
     }
 
     pub(crate) fn fail_embedded(&self, id: &str, reason: String) {
@@ -421,6 +391,18 @@ fn status(tables: &Tables, entry: &ModelEntry) -> ModelStatus {
         (false, Some(reason)) => ModelStatus::Failed(reason),
         (false, None) => ModelStatus::Failed("the model has no deployments".to_owned()),
     }
+}
+
+/// An embedded model nobody configured: it serves itself, free.
+fn unconfigured_embedded_entry(id: &str, kind: ModelKind) -> ModelEntry {
+    embedded_entry(
+        id,
+        kind,
+        Price::default(),
+        RoutingStrategy::default(),
+        Vec::new(),
+        Vec::new(),
+    )
 }
 
 fn embedded_entry(

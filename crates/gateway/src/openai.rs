@@ -100,6 +100,14 @@ pub enum StopSequences {
 }
 
 impl StopSequences {
+    /// The stop strings, borrowed.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            StopSequences::One(s) => std::slice::from_ref(s),
+            StopSequences::Many(v) => v,
+        }
+    }
+
     /// The stop strings as a list.
     pub fn into_vec(self) -> Vec<String> {
         match self {
@@ -181,6 +189,19 @@ impl ChatMessage {
             tool_calls: None,
             tool_call_id: None,
             refusal: None,
+        }
+    }
+
+    /// The length in characters of [`ChatMessage::text_content`], without building it.
+    pub fn text_chars(&self) -> usize {
+        match &self.content {
+            Some(MessageContent::Text(text)) => text.chars().count(),
+            Some(MessageContent::Parts(parts)) => parts
+                .iter()
+                .filter_map(|part| part.text.as_deref())
+                .map(|text| text.chars().count())
+                .sum(),
+            None => 0,
         }
     }
 

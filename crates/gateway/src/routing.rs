@@ -172,14 +172,27 @@ impl DeploymentHealth {
     }
 }
 
-/// What ordering needs to know of one deployment.
+/// What ordering needs to know of one deployment, borrowed from it: only `fleet` routing makes owned
+/// [`Candidate`]s, for the advisor.
 #[derive(Debug, Clone)]
-pub(crate) struct RouteOption {
+pub(crate) struct RouteOption<'a> {
+    pub(crate) deployment: &'a str,
+    pub(crate) site: Option<&'a str>,
     pub(crate) weight: u32,
     pub(crate) in_flight: u32,
     pub(crate) latency_ms: Option<f64>,
     pub(crate) cost_micros_per_mtok: u64,
-    pub(crate) candidate: Candidate,
+}
+
+impl RouteOption<'_> {
+    fn candidate(&self) -> Candidate {
+        Candidate {
+            deployment: self.deployment.to_owned(),
+            site: self.site.map(str::to_owned),
+            in_flight: self.in_flight,
+            latency_ms: self.latency_ms,
+        }
+    }
 }
 
 /// The order in which to try one model's deployments.
@@ -200,7 +213,7 @@ pub(crate) fn order(
         RoutingStrategy::LowestCost => indices.sort_by_key(|&i| options[i].cost_micros_per_mtok),
         RoutingStrategy::Fleet => match advisor {
             Some(advisor) => {
-                let candidates: Vec<Candidate> = options.iter().map(|o| o.candidate.clone()).collect();
+                let candidates: Vec<Candidate> = options.iter().map(RouteOption::candidate).collect();
                 let mut ranked: Vec<usize> = Vec::with_capacity(options.len());
                 for index in advisor.rank(model, &candidates) {
                     if index < options.len() && !ranked.contains(&index) {
@@ -254,18 +267,14 @@ mod tests {
 
     use super::*;
 
-    fn option(weight: u32, in_flight: u32, latency_ms: Option<f64>, cost: u64) -> RouteOption {
+    fn option(weight: u32, in_flight: u32, latency_ms: Option<f64>, cost: u64) -> RouteOption<'static> {
         RouteOption {
+            deployment: "",
+            site: None,
             weight,
             in_flight,
             latency_ms,
             cost_micros_per_mtok: cost,
-            candidate: Candidate {
-                deployment: String::new(),
-                site: None,
-                in_flight,
-                latency_ms,
-            },
         }
     }
 

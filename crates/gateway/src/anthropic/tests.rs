@@ -758,7 +758,7 @@ proptest! {
         let mut builder = CompletionBuilder::default();
         for event in events {
             for chunk in translator.push(event).unwrap() {
-                builder.push(chunk);
+                builder.push(&chunk);
             }
         }
         prop_assert!(translator.is_finished());

@@ -3,12 +3,13 @@
 //! status (429, 529 overloaded, 5xx) so that retries, breakers and fallbacks treat them like any upstream's.
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, header};
 
-use super::openai::{HttpsClient, SseParser, error_from_response, read_json};
+use super::openai::{HttpsClient, error_from_response, read_json, sse_payloads};
 use super::{ChatProvider, ChunkStream, estimate_tokens};
 use crate::GatewayError;
 use crate::anthropic::outbound::{self, ChunkTranslator};
@@ -99,48 +100,31 @@ impl ChatProvider for AnthropicCompatible {
     }
 }
 
-/// Parses an upstream's Anthropic events into OpenAI chunks, ending at `message_stop`. A body that ends before
-/// it is a reset; an `error` event is the upstream's error.
-fn event_chunks(mut body: Incoming, model: &str) -> ChunkStream {
+/// Parses an upstream's Anthropic events into OpenAI chunks, ending at `message_stop`; an `error` event is the
+/// upstream's error.
+fn event_chunks(body: Incoming, model: &str) -> ChunkStream {
     let mut translator = ChunkTranslator::new(model);
+    let mut payloads = sse_payloads(body, "message_stop");
     Box::pin(async_stream::stream! {
-        let mut parser = SseParser::default();
-        loop {
-            let frame = match body.frame().await {
-                None => {
-                    yield Err(GatewayError::upstream_reset("the upstream closed the stream before message_stop"));
-                    return;
-                }
-                Some(Err(error)) => {
-                    yield Err(GatewayError::upstream_reset(format!("the upstream stream broke: {error}")));
-                    return;
-                }
-                Some(Ok(frame)) => frame,
-            };
-            let Ok(data) = frame.into_data() else { continue };
-            parser.push(&data);
-            while let Some(payload) = parser.next_event() {
-                let event = match serde_json::from_slice::<StreamEvent>(&payload) {
-                    Ok(event) => event,
-                    Err(error) => {
-                        yield Err(GatewayError::upstream_malformed(format!("invalid stream event: {error}")));
-                        return;
-                    }
-                };
-                match translator.push(event) {
-                    Ok(chunks) => {
-                        for chunk in chunks {
-                            yield Ok(chunk);
-                        }
-                    }
-                    Err(error) => {
-                        yield Err(error);
-                        return;
+        while let Some(payload) = payloads.next().await {
+            let chunks = payload.and_then(|payload| {
+                let event = serde_json::from_slice::<StreamEvent>(&payload)
+                    .map_err(|error| GatewayError::upstream_malformed(format!("invalid stream event: {error}")))?;
+                translator.push(event)
+            });
+            match chunks {
+                Ok(chunks) => {
+                    for chunk in chunks {
+                        yield Ok(chunk);
                     }
                 }
-                if translator.is_finished() {
+                Err(error) => {
+                    yield Err(error);
                     return;
                 }
+            }
+            if translator.is_finished() {
+                return;
             }
         }
     })

@@ -83,7 +83,12 @@ pub(crate) trait EmbeddingProvider: Send + Sync {
 
 /// A rough token count for text whose tokenizer is not at hand: about four characters per token in English.
 pub(crate) fn estimate_tokens(text: &str) -> u32 {
-    u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
+    estimate_tokens_of_chars(text.chars().count())
+}
+
+/// [`estimate_tokens`] for a text of which only the length in characters is kept.
+pub(crate) fn estimate_tokens_of_chars(chars: usize) -> u32 {
+    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// Turns an embeddings response from an upstream into vectors.
@@ -113,7 +118,7 @@ pub(crate) async fn collect_stream(
 ) -> Result<ChatCompletion, GatewayError> {
     let mut builder = CompletionBuilder::default();
     while let Some(chunk) = stream.next().await {
-        builder.push(chunk?);
+        builder.push(&chunk?);
     }
     builder.finish(count_tokens)
 }
@@ -136,7 +141,7 @@ struct ChoiceBuilder {
 }
 
 impl CompletionBuilder {
-    pub(crate) fn push(&mut self, chunk: ChatCompletionChunk) {
+    pub(crate) fn push(&mut self, chunk: &ChatCompletionChunk) {
         if let Some(Some(usage)) = chunk.usage {
             self.usage = Some(usage);
         }
@@ -185,7 +190,7 @@ impl CompletionBuilder {
             }
         }
         if self.first.is_none() {
-            self.first = Some(chunk);
+            self.first = Some(chunk.clone());
         }
     }
 

@@ -2,6 +2,7 @@
 //! out as they came in, with only the model name changed; this is the gateway's fast path.
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -167,15 +168,19 @@ impl EmbeddingProvider for OpenAiCompatible {
     }
 }
 
-/// Parses an upstream's server-sent events into chunks, ending at `data: [DONE]`. A body that ends before
-/// `[DONE]` is a reset; an `error` event is the upstream's error.
-fn sse_chunks(mut body: Incoming) -> ChunkStream {
+/// The payloads of an upstream's server-sent events, in order. A body that ends or breaks is an upstream
+/// reset; callers stop reading at their protocol's last event (`end` names it, for the error message), so the
+/// reset is only seen when that event never came.
+pub(crate) fn sse_payloads(
+    mut body: Incoming,
+    end: &'static str,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, GatewayError>> + Send>> {
     Box::pin(async_stream::stream! {
         let mut parser = SseParser::default();
         loop {
             let frame = match body.frame().await {
                 None => {
-                    yield Err(GatewayError::upstream_reset("the upstream closed the stream before [DONE]"));
+                    yield Err(GatewayError::upstream_reset(format!("the upstream closed the stream before {end}")));
                     return;
                 }
                 Some(Err(error)) => {
@@ -187,15 +192,27 @@ fn sse_chunks(mut body: Incoming) -> ChunkStream {
             let Ok(data) = frame.into_data() else { continue };
             parser.push(&data);
             while let Some(payload) = parser.next_event() {
-                if payload == b"[DONE]" {
+                yield Ok(payload);
+            }
+        }
+    })
+}
+
+/// Parses an upstream's server-sent events into chunks, ending at `data: [DONE]`; an `error` event is the
+/// upstream's error.
+fn sse_chunks(body: Incoming) -> ChunkStream {
+    let mut payloads = sse_payloads(body, "[DONE]");
+    Box::pin(async_stream::stream! {
+        while let Some(payload) = payloads.next().await {
+            let chunk = payload.and_then(|payload| {
+                if payload == b"[DONE]" { Ok(None) } else { parse_chunk(&payload).map(Some) }
+            });
+            match chunk {
+                Ok(Some(chunk)) => yield Ok(chunk),
+                Ok(None) => return,
+                Err(error) => {
+                    yield Err(error);
                     return;
-                }
-                match parse_chunk(&payload) {
-                    Ok(chunk) => yield Ok(chunk),
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
                 }
             }
         }
