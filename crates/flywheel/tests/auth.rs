@@ -11,24 +11,6 @@ const MASTER: &str = "fw-master-key-for-tests-0123456789";
 const CHAT_MODEL: &str = "smollm2-135m-instruct";
 const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
-async fn call(server: &Server, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut request = match method {
-        "GET" => client.get(server.url(path)),
-        "DELETE" => client.delete(server.url(path)),
-        _ => client.post(server.url(path)),
-    };
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn chat() -> Option<Value> {
     Some(json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}))
 }
@@ -49,7 +31,7 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
 
     // Without a valid key: 401 in OpenAI's shape.
     for key in [None, Some("fw-not-a-key")] {
-        let (status, body) = call(&server, key, "POST", "/v1/chat/completions", chat()).await;
+        let (status, body) = server.call(key, "POST", "/v1/chat/completions", chat()).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (401, Some("invalid_api_key")),
@@ -57,24 +39,25 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         );
         assert_eq!(body["error"]["type"], "authentication_error");
     }
-    assert_eq!(call(&server, None, "GET", "/v1/models", None).await.0, 401);
-    assert_eq!(call(&server, None, "GET", "/admin/keys", None).await.0, 401);
+    assert_eq!(server.call(None, "GET", "/v1/models", None).await.0, 401);
+    assert_eq!(server.call(None, "GET", "/admin/keys", None).await.0, 401);
 
     // The master key creates a key for a tenant, with all models.
-    let (status, created) = call(
-        &server,
-        Some(MASTER),
-        "POST",
-        "/admin/keys",
-        Some(json!({"tenant": "acme", "name": "web app", "budget_usd": 5.5})),
-    )
-    .await;
+    let (status, created) = server
+        .call(
+            Some(MASTER),
+            "POST",
+            "/admin/keys",
+            Some(json!({"tenant": "acme", "name": "web app", "budget_usd": 5.5})),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let acme_key = created["key"].as_str().unwrap().to_owned();
     let acme_id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["budget_micros"], 5_500_000);
     assert_eq!(
-        call(&server, Some(&acme_key), "POST", "/v1/chat/completions", chat())
+        server
+            .call(Some(&acme_key), "POST", "/v1/chat/completions", chat())
             .await
             .0,
         200
@@ -89,7 +72,7 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         .unwrap();
     assert_eq!(response.status(), 200);
     // A tenant key is not an admin key.
-    let (status, body) = call(&server, Some(&acme_key), "GET", "/admin/keys", None).await;
+    let (status, body) = server.call(Some(&acme_key), "GET", "/admin/keys", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("admin_required")));
 
     // The CLI creates a key limited to the embedder, with the server running.
@@ -108,13 +91,15 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let globex_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert!(globex_key.starts_with("fw-"));
-    let (status, body) = call(&server, Some(&globex_key), "POST", "/v1/chat/completions", chat()).await;
+    let (status, body) = server
+        .call(Some(&globex_key), "POST", "/v1/chat/completions", chat())
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("model_not_allowed")),
         "{body}"
     );
-    let (_, models) = call(&server, Some(&globex_key), "GET", "/v1/models", None).await;
+    let (_, models) = server.call(Some(&globex_key), "GET", "/v1/models", None).await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -122,18 +107,18 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [EMBEDDING_MODEL]);
-    let (status, _) = call(
-        &server,
-        Some(&globex_key),
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"model": EMBEDDING_MODEL, "input": "x"})),
-    )
-    .await;
+    let (status, _) = server
+        .call(
+            Some(&globex_key),
+            "POST",
+            "/v1/embeddings",
+            Some(json!({"model": EMBEDDING_MODEL, "input": "x"})),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // Listing never shows secrets.
-    let (status, listed) = call(&server, Some(MASTER), "GET", "/admin/keys", None).await;
+    let (status, listed) = server.call(Some(MASTER), "GET", "/admin/keys", None).await;
     assert_eq!(status, 200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 2);
     assert!(!listed.to_string().contains(&acme_key[3..]));
@@ -145,38 +130,40 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
     );
 
     // Rotation: the old secret stops at once, the new one works.
-    let (status, rotated) = call(
-        &server,
-        Some(MASTER),
-        "POST",
-        &format!("/admin/keys/{acme_id}/rotate"),
-        None,
-    )
-    .await;
+    let (status, rotated) = server
+        .call(Some(MASTER), "POST", &format!("/admin/keys/{acme_id}/rotate"), None)
+        .await;
     assert_eq!(status, 200);
     let rotated_key = rotated["key"].as_str().unwrap().to_owned();
     assert_eq!(
-        call(&server, Some(&acme_key), "POST", "/v1/chat/completions", chat())
+        server
+            .call(Some(&acme_key), "POST", "/v1/chat/completions", chat())
             .await
             .0,
         401
     );
     assert_eq!(
-        call(&server, Some(&rotated_key), "POST", "/v1/chat/completions", chat())
+        server
+            .call(Some(&rotated_key), "POST", "/v1/chat/completions", chat())
             .await
             .0,
         200
     );
 
     // Revocation, and errors for unknown keys and bad bodies.
-    let (status, revoked) = call(&server, Some(MASTER), "DELETE", &format!("/admin/keys/{acme_id}"), None).await;
+    let (status, revoked) = server
+        .call(Some(MASTER), "DELETE", &format!("/admin/keys/{acme_id}"), None)
+        .await;
     assert_eq!(status, 200);
     assert!(revoked["revoked_at"].is_i64());
-    let (status, body) = call(&server, Some(&rotated_key), "POST", "/v1/chat/completions", chat()).await;
+    let (status, body) = server
+        .call(Some(&rotated_key), "POST", "/v1/chat/completions", chat())
+        .await;
     assert_eq!(status, 401);
     assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
     assert_eq!(
-        call(&server, Some(MASTER), "DELETE", "/admin/keys/key_nope", None)
+        server
+            .call(Some(MASTER), "DELETE", "/admin/keys/key_nope", None)
             .await
             .0,
         404
@@ -186,7 +173,9 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         json!({"tenant": "x", "budget_usd": -1}),
         json!({"tenat": "x"}),
     ] {
-        let (status, body) = call(&server, Some(MASTER), "POST", "/admin/keys", Some(bad.clone())).await;
+        let (status, body) = server
+            .call(Some(MASTER), "POST", "/admin/keys", Some(bad.clone()))
+            .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     let output = cli(&server, &["revoke", "key_nope"]);
@@ -195,21 +184,17 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
 
     // The master key may call models too, as the admin tenant.
     assert_eq!(
-        call(&server, Some(MASTER), "POST", "/v1/chat/completions", chat())
+        server
+            .call(Some(MASTER), "POST", "/v1/chat/completions", chat())
             .await
             .0,
         200
     );
 
     // Usage reports from the ledger, for admins only.
-    let (status, report) = call(
-        &server,
-        Some(MASTER),
-        "GET",
-        "/admin/usage?group_by=tenant,status",
-        None,
-    )
-    .await;
+    let (status, report) = server
+        .call(Some(MASTER), "GET", "/admin/usage?group_by=tenant,status", None)
+        .await;
     assert_eq!(status, 200, "{report}");
     let acme_ok = report["data"]
         .as_array()
@@ -219,19 +204,18 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         .unwrap();
     assert_eq!(acme_ok["requests"], 3);
     assert!(acme_ok["prompt_tokens"].as_i64().unwrap() > 0);
-    let (status, empty) = call(&server, Some(MASTER), "GET", "/admin/usage?from=2999-01-01", None).await;
+    let (status, empty) = server
+        .call(Some(MASTER), "GET", "/admin/usage?from=2999-01-01", None)
+        .await;
     assert_eq!((status, empty["data"].as_array().unwrap().len()), (200, 0));
     for bad in [
         "/admin/usage?group_by=planet",
         "/admin/usage?from=yesterday",
         "/admin/usage?grup_by=tenant",
     ] {
-        assert_eq!(call(&server, Some(MASTER), "GET", bad, None).await.0, 400, "{bad}");
+        assert_eq!(server.call(Some(MASTER), "GET", bad, None).await.0, 400, "{bad}");
     }
-    assert_eq!(
-        call(&server, Some(&globex_key), "GET", "/admin/usage", None).await.0,
-        403
-    );
+    assert_eq!(server.call(Some(&globex_key), "GET", "/admin/usage", None).await.0, 403);
 
     assert!(server.terminate().success());
     let rows: Vec<(String, Option<String>, String)> =
@@ -260,7 +244,7 @@ async fn rate_limits_per_key_with_headers_and_429() {
     let create = |body: Value| {
         let server = &server;
         async move {
-            call(server, Some(MASTER), "POST", "/admin/keys", Some(body)).await.1["key"]
+            server.call(Some(MASTER), "POST", "/admin/keys", Some(body)).await.1["key"]
                 .as_str()
                 .unwrap()
                 .to_owned()

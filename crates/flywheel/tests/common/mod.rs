@@ -118,6 +118,31 @@ impl Server {
         self.child.take().unwrap().wait().unwrap()
     }
 
+    /// Sends a JSON request with an optional bearer key; returns the status and the body (JSON, or the text as a
+    /// JSON string when it is not JSON).
+    pub async fn call(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method.parse().unwrap(), self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// Starts a greedy streamed chat completion and returns its body as it arrives.
     pub async fn stream_chat(
         &self,
