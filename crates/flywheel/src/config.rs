@@ -21,6 +21,14 @@ pub struct UpArgs {
     /// Directory for the database and state [default: ./.flywheel]
     #[arg(long, env = "FLYWHEEL_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL for keys, tenants and the ledger, shared by several instances, e.g.
+    /// `postgres://user:password@host/flywheel` [default: SQLite in the data directory]
+    #[arg(long, env = "FLYWHEEL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Redis for rate limits and budgets shared by several instances, e.g. `redis://host:6379`
+    /// [default: kept in this process]
+    #[arg(long, env = "FLYWHEEL_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// Directory holding the embedded models [default: <data-dir>/models]
     #[arg(long, env = "FLYWHEEL_MODELS_DIR")]
     models_dir: Option<PathBuf>,
@@ -54,6 +62,8 @@ pub struct UpArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
     models_dir: Option<PathBuf>,
     catalog: Option<PathBuf>,
     threads: Option<usize>,
@@ -72,6 +82,10 @@ struct FileConfig {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// A shared database (PostgreSQL) instead of SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Redis for shared rate limits and budgets.
+    pub redis_url: Option<String>,
     pub models_dir: PathBuf,
     pub catalog: Option<PathBuf>,
     pub threads: usize,
@@ -132,6 +146,8 @@ impl Settings {
         Ok(Settings {
             listen,
             data_dir,
+            database_url: args.database_url.or(file.database_url),
+            redis_url: args.redis_url.or(file.redis_url),
             models_dir,
             catalog: args.catalog.or(file.catalog),
             threads,

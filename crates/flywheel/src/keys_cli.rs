@@ -12,6 +12,9 @@ pub struct KeysArgs {
     /// Directory holding the database [default: ./.flywheel]
     #[arg(long, env = "FLYWHEEL_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// A shared PostgreSQL database instead of SQLite in the data directory
+    #[arg(long, env = "FLYWHEEL_DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -73,9 +76,7 @@ fn parse_period(text: &str) -> Result<gateway::BudgetPeriod, String> {
 /// Runs a `flywheel keys` command.
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(|| PathBuf::from(".flywheel"));
-    let db = store::Database::open_in_data_dir(&data_dir)
-        .await
-        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let db = crate::open_database(args.database_url.as_deref(), &data_dir).await?;
     let gateway = Gateway::open(db.clone(), None)
         .await
         .context("preparing the gateway's tables")?;

@@ -79,3 +79,14 @@ fn init_logging(filter: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
+
+/// The database: PostgreSQL at `url` when given (shared by several instances), else SQLite in `data_dir`.
+async fn open_database(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<store::Database> {
+    use anyhow::Context as _;
+    match url {
+        Some(url) => Ok(store::Database::open_url(url).await?),
+        None => store::Database::open_in_data_dir(data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", data_dir.display())),
+    }
+}

@@ -29,6 +29,9 @@ struct Readiness {
     storefront: commerce::Storefront,
 }
 
+/// Every key flywheel writes in Redis starts with this.
+const REDIS_PREFIX: &str = "flywheel";
+
 /// Runs the server until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let chat_path = settings.models_dir.join(CHAT_MODEL_FILE);
@@ -37,14 +40,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         check_models_present(&settings.models_dir, &[&chat_path, &embedder_path])?;
     }
 
-    let db = store::Database::open_in_data_dir(&settings.data_dir)
-        .await
-        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let db = crate::open_database(settings.database_url.as_deref(), &settings.data_dir).await?;
     tracing::info!(database = db.location(), "opened database");
+    let shared = match &settings.redis_url {
+        Some(url) => {
+            let counters = store::SharedCounters::connect(url, REDIS_PREFIX).await?;
+            tracing::info!(
+                redis = counters.location(),
+                "rate limits and budgets are shared through Redis"
+            );
+            Some(counters)
+        }
+        None => None,
+    };
     let gateway_config = gateway::GatewayConfig {
         master_key: settings.master_key.clone(),
         models: settings.models.clone(),
         routing: settings.routing,
+        shared,
     };
     let gateway = Gateway::open_with(db.clone(), gateway_config)
         .await

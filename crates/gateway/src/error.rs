@@ -115,6 +115,10 @@ pub enum GatewayError {
     /// Every deployment that could serve the model is failing; the circuit breakers are open.
     #[error("no deployment of '{0}' is available right now (all are failing); retry shortly")]
     NoHealthyDeployment(String),
+    /// The counters shared with other instances (Redis) cannot be reached, so limits and budgets cannot be
+    /// checked; the request is refused rather than let through unchecked.
+    #[error("limits and budgets cannot be checked right now (shared state unavailable: {0}); retry shortly")]
+    SharedStateUnavailable(String),
     /// The request would take the key or tenant over its budget.
     #[error(
         "budget exhausted: this {scope} has spent {spent_usd:.6} of its {budget_usd:.6} USD {period} budget and this request may cost up to {request_usd:.6} USD"
@@ -261,7 +265,9 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             GatewayError::Provider(_) | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::NoHealthyDeployment(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::NoHealthyDeployment(_) | GatewayError::SharedStateUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             GatewayError::Blocked { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Upstream { failure, .. } => match failure {
@@ -312,6 +318,7 @@ impl GatewayError {
             GatewayError::Internal(_) => "internal_error",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::NoHealthyDeployment(_) => "no_healthy_deployment",
+            GatewayError::SharedStateUnavailable(_) => "shared_state_unavailable",
             GatewayError::BudgetExceeded { .. } => "budget_exceeded",
             GatewayError::Blocked { .. } => "content_blocked",
             GatewayError::Upstream { failure, .. } => match failure {

@@ -234,7 +234,7 @@ impl KeyStore {
         sqlx::query(
             "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, budget_period,
                                    expires_at, metadata, guardrails, cache, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&id)
         .bind(tenant)
@@ -242,8 +242,8 @@ impl KeyStore {
         .bind(hash_secret(&secret))
         .bind(shown_prefix(&secret))
         .bind(models)
-        .bind(new.rpm)
-        .bind(new.tpm)
+        .bind(new.rpm.map(i64::from))
+        .bind(new.tpm.map(i64::from))
         .bind(new.budget_micros)
         .bind(new.budget_period.as_str())
         .bind(new.expires_at)
@@ -272,7 +272,7 @@ impl KeyStore {
     /// One key by id.
     pub async fn get(&self, id: &str) -> Result<KeyInfo, KeyError> {
         let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -283,12 +283,13 @@ impl KeyStore {
     /// Gives the key a new secret; the old one stops working at once.
     pub async fn rotate(&self, id: &str) -> Result<IssuedKey, KeyError> {
         let secret = new_secret();
-        let updated = sqlx::query("UPDATE api_keys SET key_hash = ?, prefix = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(hash_secret(&secret))
-            .bind(shown_prefix(&secret))
-            .bind(id)
-            .execute(self.db.pool())
-            .await?;
+        let updated =
+            sqlx::query("UPDATE api_keys SET key_hash = $1, prefix = $2 WHERE id = $3 AND revoked_at IS NULL")
+                .bind(hash_secret(&secret))
+                .bind(shown_prefix(&secret))
+                .bind(id)
+                .execute(self.db.pool())
+                .await?;
         self.forget_recent();
         if updated.rows_affected() == 0 {
             return Err(KeyError::NotFound(id.to_owned()));
@@ -301,7 +302,7 @@ impl KeyStore {
 
     /// Revokes the key; revoking twice is harmless.
     pub async fn revoke(&self, id: &str) -> Result<KeyInfo, KeyError> {
-        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(unix_seconds())
             .bind(id)
             .execute(self.db.pool())
@@ -324,7 +325,7 @@ impl KeyStore {
             Some(key) => key,
             None => {
                 let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
                 )))
                 .bind(&hash)
                 .fetch_optional(self.db.pool())

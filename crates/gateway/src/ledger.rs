@@ -2,14 +2,13 @@
 //! nobody else. It is how every token spent anywhere in flywheel becomes measured demand.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 use store::{Database, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::{Budgets, Reservation};
-use crate::limits::RateLimiter;
+use crate::limits::Limiter;
 
 /// One ledger row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -82,29 +81,30 @@ pub(crate) struct Account {
 #[derive(Clone)]
 pub(crate) struct UsageSink {
     pub(crate) ledger: UsageLedger,
-    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) limiter: Arc<Limiter>,
     pub(crate) budgets: Arc<Budgets>,
 }
 
 impl UsageSink {
     /// Records one finished request; a failed write is logged, never surfaced to the client who was served.
     pub(crate) async fn write(&self, row: UsageRecord, reservation: Option<Reservation>) {
-        self.account(&row, reservation);
+        self.account(&row, reservation).await;
         self.ledger.record_soon(row).await;
     }
 
-    /// The in-memory side of finishing a request: limits, budgets and metrics, updated at once so that the
-    /// next request sees them even before the ledger row is on disk.
-    fn account(&self, row: &UsageRecord, reservation: Option<Reservation>) {
+    /// The counters' side of finishing a request: limits, budgets and metrics, updated before the ledger row is
+    /// queued so that the next request sees them even before the row is on disk.
+    async fn account(&self, row: &UsageRecord, reservation: Option<Reservation>) {
         let tokens = u32::try_from(row.prompt_tokens + row.completion_tokens).unwrap_or(u32::MAX);
-        let now = Instant::now();
         if let Some(key_id) = &row.key_id {
-            self.limiter.record_tokens(key_id, tokens, now);
+            self.limiter.record_tokens(key_id, tokens).await;
         }
         self.limiter
-            .record_tokens(&crate::limits::tenant_scope(&row.tenant), tokens, now);
+            .record_tokens(&crate::limits::tenant_scope(&row.tenant), tokens)
+            .await;
         self.budgets
-            .settle(reservation, row.key_id.as_deref(), &row.tenant, row.cost_micros);
+            .settle(reservation, row.key_id.as_deref(), &row.tenant, row.cost_micros)
+            .await;
         crate::metrics::record_model_request(row);
     }
 }
@@ -162,7 +162,7 @@ impl UsageLedger {
         }
     }
 
-    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
         self.db.pool()
     }
 
@@ -177,7 +177,7 @@ impl UsageLedger {
     /// Micro-dollars spent with a key since `since` (the ledger's UTC timestamp text).
     pub(crate) async fn spent_by_key_since(&self, key_id: &str, since: &str) -> Result<i64, StoreError> {
         let (spent,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger WHERE key_id = ? AND created_at >= ?",
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_ledger WHERE key_id = $1 AND created_at >= $2",
         )
         .bind(key_id)
         .bind(since)
@@ -189,7 +189,7 @@ impl UsageLedger {
     /// Micro-dollars spent by a tenant since `since`.
     pub(crate) async fn spent_by_tenant_since(&self, tenant: &str, since: &str) -> Result<i64, StoreError> {
         let (spent,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger WHERE tenant = ? AND created_at >= ?",
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_ledger WHERE tenant = $1 AND created_at >= $2",
         )
         .bind(tenant)
         .bind(since)
@@ -203,9 +203,9 @@ impl UsageLedger {
         let rows = sqlx::query_as(
             "SELECT request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status,
                     deployment, cost_micros, attempts, cache, guardrail
-             FROM usage_ledger ORDER BY id DESC LIMIT ?",
+             FROM usage_ledger ORDER BY id DESC LIMIT $1",
         )
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(self.db.pool())
         .await?;
         Ok(rows)
@@ -251,41 +251,62 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
     }
 }
 
-/// Rows per INSERT statement: 15 parameters each, well under SQLite's limit of 32,766 per statement.
+/// Columns written per row.
+const COLUMNS: usize = 15;
+/// Rows per INSERT statement: 1,920 parameters, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
 const ROWS_PER_STATEMENT: usize = 128;
 
-/// Writes rows in one transaction, many per statement: each statement is a round trip to the database's
-/// worker thread, so fewer, larger statements are what make thousands of rows per second cheap.
+/// `INSERT ... VALUES ($1, ..., $15), ($16, ...) ...` for `rows` rows: placeholders numbered the way both
+/// backends read them.
+fn insert_statement(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO usage_ledger (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, \
+         latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    sql
+}
+
+/// Writes rows in one transaction, many per statement: each statement is a round trip to the database, so
+/// fewer, larger statements are what make thousands of rows per second cheap.
 async fn write_batch(db: &Database, rows: &[&UsageRecord]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut transaction = db.pool().begin().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO usage_ledger (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, \
-             latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) ",
-        );
-        builder.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(&row.request_id)
-                .push_bind(&row.tenant)
-                .push_bind(&row.key_id)
-                .push_bind(&row.model)
-                .push_bind(&row.endpoint)
-                .push_bind(row.prompt_tokens)
-                .push_bind(row.completion_tokens)
-                .push_bind(row.latency_ms)
-                .push_bind(row.ttft_ms)
-                .push_bind(&row.status)
-                .push_bind(&row.deployment)
-                .push_bind(row.cost_micros)
-                .push_bind(row.attempts)
-                .push_bind(&row.cache)
-                .push_bind(&row.guardrail);
-        });
-        builder.push(" ON CONFLICT (request_id) DO NOTHING");
-        builder.build().execute(&mut *transaction).await?;
+        let sql = insert_statement(chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(&row.request_id)
+                .bind(&row.tenant)
+                .bind(&row.key_id)
+                .bind(&row.model)
+                .bind(&row.endpoint)
+                .bind(row.prompt_tokens)
+                .bind(row.completion_tokens)
+                .bind(row.latency_ms)
+                .bind(row.ttft_ms)
+                .bind(&row.status)
+                .bind(&row.deployment)
+                .bind(row.cost_micros)
+                .bind(row.attempts)
+                .bind(&row.cache)
+                .bind(&row.guardrail);
+        }
+        query.execute(&mut *transaction).await?;
     }
     transaction.commit().await
 }

@@ -24,6 +24,7 @@ pub mod openai;
 mod provider;
 mod routing;
 mod schema;
+mod shared;
 mod tenants;
 mod usage;
 
@@ -53,7 +54,7 @@ pub use usage::{UsageDimension, UsageGroup, parse_bound};
 use budget::{BudgetLimit, Budgets, Scope};
 use dispatch::Dispatcher;
 use ledger::{Account, UsageSink};
-use limits::{Limits, RateLimiter};
+use limits::{Limiter, Limits, RateLimiter};
 use models::{Backend, ModelCatalog, ModelEntry};
 use openai::{ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse};
 
@@ -73,6 +74,9 @@ pub enum Caller {
     Key(Box<KeyInfo>),
 }
 
+/// How often tenants' limits are re-read when other instances share the database: as stale as a key may be.
+const TENANT_REFRESH: std::time::Duration = keys::AUTH_CACHE_TTL;
+
 /// How the gateway is set up, beyond its database.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
@@ -82,6 +86,8 @@ pub struct GatewayConfig {
     pub models: Vec<ModelConfig>,
     /// Retries, backoff and circuit breaking.
     pub routing: RoutingConfig,
+    /// Redis, for rate limits and budgets shared with other instances; `None` keeps them in this process.
+    pub shared: Option<store::SharedCounters>,
 }
 
 /// Why the gateway could not open.
@@ -138,13 +144,25 @@ impl Gateway {
 
     fn assemble(db: Database, config: &GatewayConfig, models: ModelCatalog, tenants: tenants::TenantStore) -> Gateway {
         let ledger = UsageLedger::new(db.clone());
+        let shared = config
+            .shared
+            .clone()
+            .map(|counters| Arc::new(shared::SharedState::new(counters)));
+        let limiter = match &shared {
+            Some(shared) => Limiter::Shared(shared.clone()),
+            None => Limiter::Local(RateLimiter::default()),
+        };
+        if db.is_shared() {
+            // Other instances change tenants' limits too; their in-memory copy is refreshed.
+            tenants.refresh_every(TENANT_REFRESH);
+        }
         Gateway {
             inner: Arc::new(Inner {
                 models,
                 usage: UsageSink {
-                    budgets: Arc::new(Budgets::new(ledger.clone())),
+                    budgets: Arc::new(Budgets::new(ledger.clone(), shared)),
                     ledger,
-                    limiter: Arc::new(RateLimiter::default()),
+                    limiter: Arc::new(limiter),
                 },
                 keys: KeyStore::new(db),
                 tenants,
@@ -480,44 +498,51 @@ impl GatewayClient {
     /// in the ledger like any other refused request.
     pub async fn admit(&self, endpoint: &'static str, model: &str) -> Result<Option<LimitStatus>, GatewayError> {
         let started = Instant::now();
-        let limiter = &self.gateway.inner.usage.limiter;
         let tenant_limited = self.tenant_limits.rpm.is_some() || self.tenant_limits.tpm.is_some();
-        let tenant_status = if tenant_limited {
+        let mut status = None;
+        if tenant_limited {
             let scope = limits::tenant_scope(&self.account.tenant);
-            match limiter.admit(&scope, self.tenant_limits, started) {
-                Ok(status) => Some(status),
-                Err(exceeded) => {
-                    metrics::record_limit_rejection(if exceeded.what == "requests" {
-                        "tenant_rpm"
-                    } else {
-                        "tenant_tpm"
-                    });
-                    let error = GatewayError::RateLimited {
-                        what: exceeded.what,
-                        limit: exceeded.limit,
-                        retry_after_secs: exceeded.retry_after.as_secs().max(1),
-                    };
-                    return Err(self.refuse(error, endpoint, model, started).await);
-                }
-            }
-        } else {
-            None
-        };
-        let Some(key_id) = &self.account.key_id else {
-            return Ok(tenant_status);
-        };
-        match limiter.admit(key_id, self.limits, started) {
-            Ok(status) => Ok(Some(status)),
-            Err(exceeded) => {
-                metrics::record_limit_rejection(if exceeded.what == "requests" { "rpm" } else { "tpm" });
-                let error = GatewayError::RateLimited {
-                    what: exceeded.what,
-                    limit: exceeded.limit,
-                    retry_after_secs: exceeded.retry_after.as_secs().max(1),
-                };
-                Err(self.refuse(error, endpoint, model, started).await)
-            }
+            status = Some(
+                self.admit_scope(&scope, self.tenant_limits, true, endpoint, model, started)
+                    .await?,
+            );
         }
+        if let Some(key_id) = &self.account.key_id {
+            status = Some(
+                self.admit_scope(key_id, self.limits, false, endpoint, model, started)
+                    .await?,
+            );
+        }
+        Ok(status)
+    }
+
+    /// Takes one request out of one scope's limits, refusing (and recording the refusal) when they are spent.
+    async fn admit_scope(
+        &self,
+        scope: &str,
+        scope_limits: Limits,
+        is_tenant: bool,
+        endpoint: &'static str,
+        model: &str,
+        started: Instant,
+    ) -> Result<LimitStatus, GatewayError> {
+        let exceeded = match self.gateway.inner.usage.limiter.admit(scope, scope_limits).await {
+            Ok(Ok(status)) => return Ok(status),
+            Ok(Err(exceeded)) => exceeded,
+            Err(error) => return Err(self.refuse(error, endpoint, model, started).await),
+        };
+        metrics::record_limit_rejection(match (is_tenant, exceeded.what) {
+            (true, "requests") => "tenant_rpm",
+            (true, _) => "tenant_tpm",
+            (false, "requests") => "rpm",
+            (false, _) => "tpm",
+        });
+        let error = GatewayError::RateLimited {
+            what: exceeded.what,
+            limit: exceeded.limit,
+            retry_after_secs: exceeded.retry_after.as_secs().max(1),
+        };
+        Err(self.refuse(error, endpoint, model, started).await)
     }
 
     /// The model `name` refers to, if this client may call it for `endpoint`.

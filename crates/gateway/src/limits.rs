@@ -2,11 +2,15 @@
 //! count weighted by how much of it still overlaps the last 60 seconds, plus the current minute's). It needs two
 //! counters per key, never blocks, and is exact enough that a burst at a window edge cannot double the limit.
 //!
-//! This is in-process state: one gateway instance's view. Shared limits across instances come with Redis.
+//! [`RateLimiter`] is in-process state, one instance's view; with Redis, [`Limiter::Shared`] applies the same rule
+//! across every instance (see [`crate::shared`]).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::GatewayError;
+use crate::shared::SharedState;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -94,6 +98,51 @@ fn wait_until_below(counter: Counter, previous_weight: f64, target: f64) -> Dura
     }
     // The current minute alone is over: wait for it to become the previous one and fade.
     Duration::from_secs_f64((previous_weight * WINDOW.as_secs_f64()).max(1.0))
+}
+
+/// Where the rate-limit counters live.
+pub(crate) enum Limiter {
+    /// In this process.
+    Local(RateLimiter),
+    /// In Redis, shared by every instance.
+    Shared(Arc<SharedState>),
+}
+
+impl Limiter {
+    /// Admits one request for `scope` (a key id or [`tenant_scope`]), or says which limit it would exceed.
+    pub(crate) async fn admit(
+        &self,
+        scope: &str,
+        limits: Limits,
+    ) -> Result<Result<LimitStatus, Exceeded>, GatewayError> {
+        if limits.rpm.is_none() && limits.tpm.is_none() {
+            return Ok(Ok(LimitStatus {
+                limit_requests: None,
+                remaining_requests: None,
+                limit_tokens: None,
+                remaining_tokens: None,
+            }));
+        }
+        match self {
+            Limiter::Local(limiter) => Ok(limiter.admit(scope, limits, Instant::now())),
+            Limiter::Shared(shared) => shared
+                .admit(scope, limits)
+                .await
+                .map_err(|error| GatewayError::SharedStateUnavailable(error.to_string())),
+        }
+    }
+
+    /// Counts the tokens a finished request used against `scope`. A failure is logged: the request was served.
+    pub(crate) async fn record_tokens(&self, scope: &str, tokens: u32) {
+        match self {
+            Limiter::Local(limiter) => limiter.record_tokens(scope, tokens, Instant::now()),
+            Limiter::Shared(shared) => {
+                if let Err(error) = shared.record_tokens(scope, tokens).await {
+                    tracing::warn!(%error, "could not count tokens against the shared rate limits");
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]

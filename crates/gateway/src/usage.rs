@@ -147,21 +147,41 @@ impl UsageLedger {
                     .join(", ")
             )
         };
+        let mut bounds = Vec::new();
+        if let Some(from) = from {
+            bounds.push((">=", from));
+        }
+        if let Some(to) = to {
+            bounds.push(("<", to));
+        }
+        let where_clause = if bounds.is_empty() {
+            String::new()
+        } else {
+            let conditions: Vec<String> = bounds
+                .iter()
+                .enumerate()
+                .map(|(index, (comparison, _))| format!("created_at {comparison} ${}", index + 1))
+                .collect();
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        // Sums are cast back to integers: PostgreSQL sums integers as NUMERIC.
         let sql = format!(
-            "SELECT {select_groups} COUNT(*) AS requests, SUM(status != 'ok') AS failed,
-                    SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-                    AVG(latency_ms) AS mean_latency_ms
+            "SELECT {select_groups} COUNT(*) AS requests,
+                    CAST(SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS failed,
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
+                    CAST(AVG(latency_ms) AS DOUBLE PRECISION) AS mean_latency_ms
              FROM usage_ledger
-             WHERE (?1 IS NULL OR created_at >= ?1) AND (?2 IS NULL OR created_at < ?2)
+             {where_clause}
              {group_clause}
              HAVING COUNT(*) > 0
              ORDER BY requests DESC"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(from)
-            .bind(to)
-            .fetch_all(self.pool())
-            .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (_, bound) in bounds {
+            query = query.bind(bound);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         let mut groups = Vec::with_capacity(rows.len());
         for row in rows {
             use sqlx::Row as _;

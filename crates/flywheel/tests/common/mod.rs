@@ -182,3 +182,8 @@ impl Drop for Server {
         }
     }
 }
+
+/// A short chat request for `model` with at most 20 tokens of answer.
+pub fn chat_request(model: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 20})
+}

@@ -32,9 +32,10 @@ pub use wire::ErrorBody;
 pub fn error_type(error: &GatewayError) -> &'static str {
     match error {
         GatewayError::BudgetExceeded { .. } => "billing_error",
-        GatewayError::Overloaded(_) | GatewayError::NoHealthyDeployment(_) | GatewayError::ModelLoading(_) => {
-            "overloaded_error"
-        }
+        GatewayError::Overloaded(_)
+        | GatewayError::NoHealthyDeployment(_)
+        | GatewayError::SharedStateUnavailable(_)
+        | GatewayError::ModelLoading(_) => "overloaded_error",
         GatewayError::Upstream {
             failure: UpstreamFailure::Status(529),
             ..
