@@ -10,7 +10,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = ".flywheel";
 const DEFAULT_CONFIG: &str = "flywheel.toml";
 /// llama.cpp reports every tensor it loads at info level; keep that out of the default log.
-const DEFAULT_LOG: &str = "info,llama-cpp-2=warn";
+/// The request log (target `requests`, one event per model call) is off unless the filter names it.
+const DEFAULT_LOG: &str = "info,llama-cpp-2=warn,requests=off";
 
 /// Flags of `flywheel up`; each also reads a `FLYWHEEL_*` variable. No `Debug`: it holds the master key.
 #[derive(clap::Args, Default)]
@@ -48,9 +49,17 @@ pub struct UpArgs {
     /// needs this one [default: none, auth off for local use]
     #[arg(long, env = "FLYWHEEL_MASTER_KEY", hide_env_values = true)]
     master_key: Option<String>,
-    /// Log filter, e.g. `debug` or `info,llama-cpp-2=info` [default: info,llama-cpp-2=warn]
+    /// OpenTelemetry collector (OTLP over HTTP) to export model-call traces to, e.g. `http://127.0.0.1:4318`
+    /// [default: none, no traces]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Log filter, e.g. `debug` or `info,requests=info` (adds one line per model call) [default:
+    /// info,llama-cpp-2=warn,requests=off]
     #[arg(long, env = "FLYWHEEL_LOG")]
     log: Option<String>,
+    /// Log lines as text or as JSON objects [default: text]
+    #[arg(long, env = "FLYWHEEL_LOG_FORMAT", value_enum)]
+    log_format: Option<crate::telemetry::LogFormat>,
     /// Do not load the embedded CPU models: serve only the models of `[[models]]` (and no storefront assistant)
     #[arg(long, env = "FLYWHEEL_NO_EMBEDDED_MODELS")]
     no_embedded_models: bool,
@@ -70,7 +79,9 @@ struct FileConfig {
     context_length: Option<u32>,
     max_body_bytes: Option<usize>,
     master_key: Option<String>,
+    otlp_endpoint: Option<String>,
     log: Option<String>,
+    log_format: Option<crate::telemetry::LogFormat>,
     embedded_models: Option<bool>,
     #[serde(default)]
     models: Vec<gateway::ModelConfig>,
@@ -92,7 +103,11 @@ pub struct Settings {
     pub context_length: u32,
     pub max_body_bytes: usize,
     pub master_key: Option<String>,
+    /// Where to export traces (OTLP over HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
     pub log: String,
+    /// How log lines are written.
+    pub log_format: crate::telemetry::LogFormat,
     /// Load the embedded CPU models (off for a gateway that only fronts upstream providers).
     pub embedded_models: bool,
     /// Models served by upstream providers (`[[models]]`).
@@ -161,7 +176,9 @@ impl Settings {
                 }
                 key => key,
             },
+            otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
             log: args.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_owned()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             embedded_models: !args.no_embedded_models && file.embedded_models.unwrap_or(true),
             models: file.models,
             routing: file.routing.unwrap_or_default(),

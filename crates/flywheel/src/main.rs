@@ -4,8 +4,8 @@ mod config;
 mod keys_cli;
 mod serve;
 mod server;
+mod telemetry;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -46,8 +46,19 @@ fn run_up(args: config::UpArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings.log);
-    block_on(tokio::runtime::Builder::new_multi_thread(), server::run(settings))
+    let tracer = match telemetry::init(&settings.log, settings.log_format, settings.otlp_endpoint.as_deref()) {
+        Ok(tracer) => tracer,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = block_on(tokio::runtime::Builder::new_multi_thread(), server::run(settings));
+    if let Some(tracer) = tracer {
+        // Sends the spans still buffered.
+        let _ = tracer.shutdown();
+    }
+    code
 }
 
 /// Runs `work` on a runtime from `builder`; any failure is one readable line on stderr and a non-zero exit.
@@ -66,18 +77,6 @@ fn block_on(mut builder: tokio::runtime::Builder, work: impl Future<Output = any
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        // Colour codes only where a person reads them, not in log files and pipes.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 /// The database: PostgreSQL at `url` when given (shared by several instances), else SQLite in `data_dir`.

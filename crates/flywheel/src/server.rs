@@ -58,6 +58,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         models: settings.models.clone(),
         routing: settings.routing,
         shared,
+        traces: settings.otlp_endpoint.is_some(),
     };
     let gateway = Gateway::open_with(db.clone(), gateway_config)
         .await

@@ -284,8 +284,7 @@ impl ChatRecord {
     pub(crate) fn served_by(&mut self, deployment: &Deployment, attempts: u32) {
         self.price = deployment.price;
         if let Some(row) = &mut self.pending {
-            row.deployment = Some(deployment.name.clone());
-            row.attempts = i64::from(attempts);
+            row.served_by(deployment, attempts);
         }
     }
 

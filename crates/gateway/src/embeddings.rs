@@ -161,8 +161,7 @@ pub(crate) async fn run(run: EmbeddingRun<'_>) -> Result<EmbeddingResponse, Gate
                         .await;
                     match served {
                         Ok(served) => {
-                            row.deployment = Some(served.deployment.name.clone());
-                            row.attempts = i64::from(served.attempts);
+                            row.served_by(&served.deployment, served.attempts);
                             row.cost_micros = served
                                 .deployment
                                 .price

@@ -116,13 +116,7 @@ async fn chat_completions(
     headers: axum::http::HeaderMap,
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, GatewayError> {
-    let mut client = state.gateway.client_for(&caller);
-    if let Some(value) = headers.get(CACHE_HEADER) {
-        let value = value
-            .to_str()
-            .map_err(|_| GatewayError::invalid(CACHE_HEADER, "x-flywheel-cache must be exact, semantic or off"))?;
-        client = client.with_cache_header(value)?;
-    }
+    let client = chat_client(state.gateway.client_for(&caller), &headers)?;
     let limits = client.admit(crate::chat::ENDPOINT, &request.model).await?;
     let (mut response, cache) = if request.stream {
         let (chunks, cache) = client.chat_stream_traced(request).await?;
@@ -150,6 +144,34 @@ async fn chat_completions(
 
 /// Asks for (`exact`, `semantic`, `off`) and reports (`hit`, `miss`) the response cache.
 pub(crate) const CACHE_HEADER: &str = "x-flywheel-cache";
+/// The W3C trace context header: a model call's span joins the caller's trace.
+const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// `client` for one chat request: in the caller's trace, using the cache as `x-flywheel-cache` says.
+pub(crate) fn chat_client(
+    client: crate::GatewayClient,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::GatewayClient, GatewayError> {
+    let client = traced_client(client, headers);
+    match headers.get(CACHE_HEADER) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| GatewayError::invalid(CACHE_HEADER, "x-flywheel-cache must be exact, semantic or off"))?;
+            client.with_cache_header(value)
+        }
+        None => Ok(client),
+    }
+}
+
+/// `client` in the caller's trace, when the request names one (an invalid `traceparent` is ignored, as the W3C
+/// specification asks).
+fn traced_client(client: crate::GatewayClient, headers: &axum::http::HeaderMap) -> crate::GatewayClient {
+    match headers.get(TRACEPARENT_HEADER).and_then(|value| value.to_str().ok()) {
+        Some(value) => client.with_traceparent(value),
+        None => client,
+    }
+}
 
 /// OpenAI's `x-ratelimit-*` headers, for keys that have limits.
 pub(crate) fn with_limit_headers(mut response: Response, limits: Option<LimitStatus>) -> Response {
@@ -173,9 +195,10 @@ pub(crate) fn with_limit_headers(mut response: Response, limits: Option<LimitSta
 async fn embeddings(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    headers: axum::http::HeaderMap,
     OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Response, GatewayError> {
-    let client = state.gateway.client_for(&caller);
+    let client = traced_client(state.gateway.client_for(&caller), &headers);
     let limits = client.admit(crate::embeddings::ENDPOINT, &request.model).await?;
     let response = Json(client.embeddings(request).await?).into_response();
     Ok(with_limit_headers(response, limits))

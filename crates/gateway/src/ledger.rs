@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::{Budgets, Reservation};
 use crate::limits::Limiter;
+use crate::traces::{SpanExporter, SpanFacts};
 
 /// One ledger row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -43,6 +44,10 @@ pub struct UsageRecord {
     pub cache: Option<String>,
     /// The guardrails' verdict, when guardrails ran: `allow`, `redacted` or `blocked:<rule>`.
     pub guardrail: Option<String>,
+    /// What the call's trace span needs; not stored.
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub(crate) trace: SpanFacts,
 }
 
 impl UsageRecord {
@@ -64,7 +69,19 @@ impl UsageRecord {
             attempts: 0,
             cache: None,
             guardrail: None,
+            trace: SpanFacts {
+                parent: account.trace_parent.clone(),
+                ..SpanFacts::default()
+            },
         }
+    }
+
+    /// Notes the deployment that served (or last failed) the call.
+    pub(crate) fn served_by(&mut self, deployment: &crate::models::Deployment, attempts: u32) {
+        self.deployment = Some(deployment.name.clone());
+        self.attempts = i64::from(attempts);
+        self.trace.provider = Some(deployment.provider.as_str());
+        self.trace.upstream_model = Some(deployment.upstream_model.clone());
     }
 }
 
@@ -74,6 +91,8 @@ impl UsageRecord {
 pub(crate) struct Account {
     pub(crate) tenant: String,
     pub(crate) key_id: Option<String>,
+    /// The caller's span, which the call's span joins.
+    pub(crate) trace_parent: Option<opentelemetry::trace::SpanContext>,
 }
 
 /// Where finished requests go: the ledger row, the metrics, the tokens counted against the key's rate limits,
@@ -83,12 +102,15 @@ pub(crate) struct UsageSink {
     pub(crate) ledger: UsageLedger,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) budgets: Arc<Budgets>,
+    pub(crate) spans: SpanExporter,
 }
 
 impl UsageSink {
     /// Records one finished request; a failed write is logged, never surfaced to the client who was served.
     pub(crate) async fn write(&self, row: UsageRecord, reservation: Option<Reservation>) {
         self.account(&row, reservation).await;
+        self.spans.export(&row);
+        log_request(&row);
         self.ledger.record_soon(row).await;
     }
 
@@ -107,6 +129,30 @@ impl UsageSink {
             .await;
         crate::metrics::record_model_request(row);
     }
+}
+
+/// The request log: one structured event per model call, with what the ledger row holds (never a secret or a
+/// prompt). Target `requests`, so a log filter can turn it on or off by itself.
+fn log_request(row: &UsageRecord) {
+    tracing::info!(
+        target: "requests",
+        request_id = row.request_id,
+        tenant = row.tenant,
+        key_id = row.key_id.as_deref(),
+        model = row.model,
+        endpoint = row.endpoint,
+        status = row.status,
+        deployment = row.deployment.as_deref(),
+        prompt_tokens = row.prompt_tokens,
+        completion_tokens = row.completion_tokens,
+        cost_micros = row.cost_micros,
+        latency_ms = row.latency_ms,
+        ttft_ms = row.ttft_ms,
+        attempts = row.attempts,
+        cache = row.cache.as_deref(),
+        guardrail = row.guardrail.as_deref(),
+        "model call"
+    );
 }
 
 /// Writes and reads the ledger table. Finished requests are queued and written by one background task in
@@ -333,6 +379,7 @@ mod tests {
             attempts: 1,
             cache: None,
             guardrail: None,
+            trace: crate::traces::SpanFacts::default(),
         }
     }
 

@@ -26,6 +26,7 @@ mod routing;
 mod schema;
 mod shared;
 mod tenants;
+mod traces;
 mod usage;
 
 use std::sync::{Arc, RwLock};
@@ -88,6 +89,8 @@ pub struct GatewayConfig {
     pub routing: RoutingConfig,
     /// Redis, for rate limits and budgets shared with other instances; `None` keeps them in this process.
     pub shared: Option<store::SharedCounters>,
+    /// Export a span per model call to the global OpenTelemetry tracer provider.
+    pub traces: bool,
 }
 
 /// Why the gateway could not open.
@@ -163,6 +166,7 @@ impl Gateway {
                     budgets: Arc::new(Budgets::new(ledger.clone(), shared)),
                     ledger,
                     limiter: Arc::new(limiter),
+                    spans: traces::SpanExporter::new(config.traces),
                 },
                 keys: KeyStore::new(db),
                 tenants,
@@ -305,6 +309,7 @@ impl Gateway {
             account: Account {
                 tenant: tenant.to_owned(),
                 key_id: None,
+                trace_parent: None,
             },
             allowed_models: None,
             limits: Limits { rpm: None, tpm: None },
@@ -405,6 +410,13 @@ impl GatewayClient {
     /// Records this client's chat requests under `endpoint` (the API they came in on).
     pub(crate) fn on_endpoint(mut self, endpoint: &'static str) -> GatewayClient {
         self.endpoint = endpoint;
+        self
+    }
+
+    /// Makes this client's model calls children of the caller's span, given as a W3C `traceparent` header
+    /// value; an invalid value is ignored.
+    pub fn with_traceparent(mut self, traceparent: &str) -> GatewayClient {
+        self.account.trace_parent = traces::parse_traceparent(traceparent);
         self
     }
 

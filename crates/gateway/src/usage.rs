@@ -226,6 +226,7 @@ mod tests {
             attempts: 1,
             cache: None,
             guardrail: None,
+            trace: crate::traces::SpanFacts::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::inbound::{self, EventTranslator};
 use super::wire::{CountTokensRequest, CountTokensResponse, MessagesRequest, StreamEvent};
-use crate::http::{AppState, Authenticated, CACHE_HEADER, rejection_to_error, with_limit_headers};
+use crate::http::{AppState, Authenticated, CACHE_HEADER, chat_client, rejection_to_error, with_limit_headers};
 use crate::{Caller, ChatCompletionStream, GatewayError};
 
 /// The endpoint name for rate-limit refusals in the ledger.
@@ -76,13 +76,7 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     AnthropicJson(request): AnthropicJson<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
-    let mut client = state.gateway.client_for(&caller).on_endpoint(ENDPOINT);
-    if let Some(value) = headers.get(CACHE_HEADER) {
-        let value = value
-            .to_str()
-            .map_err(|_| GatewayError::invalid(CACHE_HEADER, "x-flywheel-cache must be exact, semantic or off"))?;
-        client = client.with_cache_header(value)?;
-    }
+    let client = chat_client(state.gateway.client_for(&caller).on_endpoint(ENDPOINT), &headers)?;
     let request = inbound::request_to_openai(request)?;
     let limits = client.admit(ENDPOINT, &request.model).await?;
     let (mut response, cache) = if request.stream {
