@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gateway::{Gateway, KeyInfo, NewKey, Rejection};
+use gateway::{Gateway, KeyInfo, KeyUpdate, NewKey, Rejection};
 
 /// `flywheel keys` flags.
 #[derive(Args)]
@@ -53,6 +53,35 @@ enum KeysCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Change a key's limits in place; what is not named stays as it is.
+    Update {
+        /// The key's id (`key_...`).
+        id: String,
+        /// A new label.
+        #[arg(long)]
+        name: Option<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// Spending limit in US dollars.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// The period the budget covers: total, daily or monthly.
+        #[arg(long, value_parser = parse_period)]
+        budget_period: Option<gateway::BudgetPeriod>,
+        /// Models the key may call, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Days from now until the key expires.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Restrictions to lift, comma-separated: rpm, tpm, budget, models, expiry, guardrails, cache.
+        #[arg(long, value_delimiter = ',', value_parser = ["rpm", "tpm", "budget", "models", "expiry", "guardrails", "cache"])]
+        clear: Vec<String>,
     },
     /// Give a key a new secret and print it; the old secret stops working at once.
     Rotate {
@@ -117,6 +146,41 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 } else {
                     print_table(&all);
                 }
+            }
+            KeysCommand::Update {
+                id,
+                name,
+                rpm,
+                tpm,
+                budget_usd,
+                budget_period,
+                models,
+                expires_in_days,
+                clear,
+            } => {
+                let cleared = |what: &str| clear.iter().any(|item| item == what);
+                // A value to set, a restriction to lift (`Some(None)`), or no change (`None`).
+                fn change<T>(value: Option<T>, lift: bool) -> Option<Option<T>> {
+                    if lift { Some(None) } else { value.map(Some) }
+                }
+                let update = KeyUpdate {
+                    name: name.map(Some),
+                    models: change(models, cleared("models")),
+                    rpm: change(rpm, cleared("rpm")),
+                    tpm: change(tpm, cleared("tpm")),
+                    budget_micros: change(budget_usd.map(gateway::usd_to_micros).transpose()?, cleared("budget")),
+                    budget_period,
+                    expires_at: change(
+                        expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
+                        cleared("expiry"),
+                    ),
+                    metadata: None,
+                    guardrails: change(None, cleared("guardrails")),
+                    cache: change(None, cleared("cache")),
+                };
+                let key = keys.update(&id, update).await?;
+                eprintln!("updated {} (tenant {})", key.id, key.tenant);
+                print_table(std::slice::from_ref(&key));
             }
             KeysCommand::Rotate { id } => {
                 let issued = keys.rotate(&id).await?;

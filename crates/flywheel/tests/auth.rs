@@ -298,3 +298,111 @@ async fn rate_limits_per_key_with_headers_and_429() {
         ["ok", "ok", "rate_limit_exceeded", "ok", "rate_limit_exceeded"]
     );
 }
+
+#[tokio::test]
+async fn a_keys_limits_change_in_place_and_apply_to_its_next_request() {
+    let server = Server::start_with(&["--master-key", MASTER]).await;
+    let (status, created) = server
+        .call(
+            Some(MASTER),
+            "POST",
+            "/admin/keys",
+            Some(json!({"tenant": "acme", "rpm": 1, "metadata": {"team": "web"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let path = format!("/admin/keys/{}", created["id"].as_str().unwrap());
+    assert_eq!(
+        server.call(Some(&key), "POST", "/v1/chat/completions", chat()).await.0,
+        200
+    );
+    assert_eq!(
+        server.call(Some(&key), "POST", "/v1/chat/completions", chat()).await.0,
+        429
+    );
+
+    // Lifting the limit (null) and restricting the models; what is left out stays.
+    let (status, updated) = server
+        .call(
+            Some(MASTER),
+            "PATCH",
+            &path,
+            Some(json!({"rpm": null, "models": [EMBEDDING_MODEL], "budget_usd": 2, "name": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["rpm"], Value::Null);
+    assert_eq!(updated["models"], json!([EMBEDDING_MODEL]));
+    assert_eq!(updated["budget_micros"], 2_000_000);
+    assert_eq!(updated["name"], "renamed");
+    assert_eq!(updated["metadata"], json!({"team": "web"}), "left out, so unchanged");
+    assert_eq!(updated["tenant"], "acme");
+    let (status, body) = server.call(Some(&key), "POST", "/v1/chat/completions", chat()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_not_allowed"))
+    );
+    let embed = json!({"model": EMBEDDING_MODEL, "input": "sofa"});
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .call(Some(&key), "POST", "/v1/embeddings", Some(embed.clone()))
+                .await
+                .0,
+            200,
+            "no rpm limit any more"
+        );
+    }
+
+    // Guardrails set later apply at once.
+    let guardrails = json!({"guardrails": {"pii": "block"}, "models": null});
+    let (status, updated) = server.call(Some(MASTER), "PATCH", &path, Some(guardrails)).await;
+    assert_eq!(status, 200, "{updated}");
+    let leaky = json!({"model": CHAT_MODEL, "max_tokens": 2,
+                       "messages": [{"role": "user", "content": "mail me at jane@example.com"}]});
+    let (status, body) = server
+        .call(Some(&key), "POST", "/v1/chat/completions", Some(leaky))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("content_blocked")),
+        "{body}"
+    );
+
+    // Bad changes: a clear 4xx each, and the key unchanged.
+    for (change, code) in [
+        (json!({"tenant": "other"}), 400),
+        (json!({"rmp": 5}), 400),
+        (json!({"models": []}), 400),
+        (json!({"budget_usd": -1}), 400),
+        (json!({"budget_usd": "lots"}), 400),
+        (json!({"budget_micros": 5}), 400),
+        (json!({"expires_at": 1}), 400),
+        (json!({"cache": {"mode": "psychic"}}), 400),
+    ] {
+        let (status, body) = server.call(Some(MASTER), "PATCH", &path, Some(change.clone())).await;
+        assert_eq!(status, code, "{change} -> {body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    let (_, unchanged) = server.call(Some(MASTER), "GET", &path, None).await;
+    assert_eq!(unchanged["budget_micros"], 2_000_000);
+    assert_eq!(unchanged["tenant"], "acme");
+
+    // Only the master key changes keys; unknown keys are 404, revoked ones 409.
+    assert_eq!(
+        server.call(Some(&key), "PATCH", &path, Some(json!({"rpm": 9}))).await.0,
+        403
+    );
+    let (status, body) = server
+        .call(Some(MASTER), "PATCH", "/admin/keys/key_nope", Some(json!({"rpm": 9})))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("key_not_found")));
+    assert_eq!(server.call(Some(MASTER), "DELETE", &path, None).await.0, 200);
+    let (status, body) = server.call(Some(MASTER), "PATCH", &path, Some(json!({"rpm": 9}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+}

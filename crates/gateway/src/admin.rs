@@ -1,5 +1,5 @@
-//! The admin API: tenants' virtual keys (`/admin/keys` to create and list, `/admin/keys/{id}` to read and
-//! revoke, `/admin/keys/{id}/rotate` for a new secret), usage reports from the ledger (`/admin/usage`), tenants' own limits
+//! The admin API: tenants' virtual keys (`/admin/keys` to create and list, `/admin/keys/{id}` to read, change
+//! and revoke, `/admin/keys/{id}/rotate` for a new secret), usage reports from the ledger (`/admin/usage`), tenants' own limits
 //! (`/admin/tenants/{name}`) and the model catalog with deployment health (`/admin/models`). It needs the master key; with auth off (no master key,
 //! local use) it is open like everything else.
 
@@ -17,7 +17,7 @@ use crate::{Caller, Gateway, GatewayError, IssuedKey, KeyInfo, NewKey, UsageDime
 pub fn router(gateway: Gateway) -> Router {
     let admin = Router::new()
         .route("/keys", post(create_key).get(list_keys))
-        .route("/keys/{id}", get(get_key).delete(revoke_key))
+        .route("/keys/{id}", get(get_key).patch(update_key).delete(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/usage", get(usage))
         .route("/models", get(list_models))
@@ -207,6 +207,45 @@ async fn get_key(
 ) -> Result<Json<KeyInfo>, GatewayError> {
     require_admin(&caller)?;
     Ok(Json(gateway.keys().get(&id).await?))
+}
+
+/// `PATCH /admin/keys/{id}`: the body names what changes (left out: unchanged; `null`: restriction lifted), as
+/// [`crate::KeyUpdate`] does, but with the budget in dollars (`budget_usd`) for people.
+async fn update_key(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
+) -> Result<Json<KeyInfo>, GatewayError> {
+    require_admin(&caller)?;
+    let Json(mut body) = body.map_err(|rejection| GatewayError::InvalidRequest {
+        message: format!("invalid JSON body: {}", rejection.body_text()),
+        param: None,
+    })?;
+    if body.contains_key("budget_micros") {
+        return Err(GatewayError::invalid(
+            "budget_micros",
+            "set the budget with 'budget_usd'",
+        ));
+    }
+    if let Some(budget_usd) = body.remove("budget_usd") {
+        let micros = match budget_usd {
+            serde_json::Value::Null => serde_json::Value::Null,
+            value => {
+                let usd = value.as_f64().ok_or_else(|| {
+                    GatewayError::invalid("budget_usd", "'budget_usd' must be a number of dollars or null")
+                })?;
+                serde_json::Value::from(usd_to_micros(usd)?)
+            }
+        };
+        body.insert("budget_micros".to_owned(), micros);
+    }
+    let update: crate::KeyUpdate =
+        serde_json::from_value(serde_json::Value::Object(body)).map_err(|error| GatewayError::InvalidRequest {
+            message: format!("invalid key update: {error}"),
+            param: None,
+        })?;
+    Ok(Json(gateway.keys().update(&id, update).await?))
 }
 
 async fn revoke_key(

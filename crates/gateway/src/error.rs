@@ -93,6 +93,9 @@ pub enum GatewayError {
     /// No virtual key has this id.
     #[error("no key has the id '{0}'")]
     KeyNotFound(String),
+    /// The change conflicts with the resource's state (a revoked key cannot change).
+    #[error("{0}")]
+    Conflict(String),
     /// The key is over one of its rate limits.
     #[error("rate limit reached: this key may make {limit} {what} per minute; retry in {retry_after_secs} s")]
     RateLimited {
@@ -153,6 +156,7 @@ impl From<crate::KeyError> for GatewayError {
         match error {
             crate::KeyError::Invalid(message) => GatewayError::InvalidRequest { message, param: None },
             crate::KeyError::NotFound(id) => GatewayError::KeyNotFound(id),
+            revoked @ crate::KeyError::Revoked(_) => GatewayError::Conflict(revoked.to_string()),
             crate::KeyError::Store(error) => GatewayError::Internal(error.to_string()),
         }
     }
@@ -257,6 +261,7 @@ impl GatewayError {
                 StatusCode::NOT_FOUND
             }
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::ModelNotAllowed(_) | GatewayError::AdminOnly => StatusCode::FORBIDDEN,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -315,6 +320,7 @@ impl GatewayError {
             GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::AdminOnly => "admin_required",
             GatewayError::KeyNotFound(_) => "key_not_found",
+            GatewayError::Conflict(_) => "conflict",
             GatewayError::Internal(_) => "internal_error",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::NoHealthyDeployment(_) => "no_healthy_deployment",

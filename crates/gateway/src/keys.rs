@@ -50,6 +50,81 @@ pub struct NewKey {
     pub cache: Option<CachePolicy>,
 }
 
+/// Changes to a key's limits: a field left out stays as it is, a field set to `null` lifts that restriction.
+/// The tenant cannot change: what a key spent stays with the tenant it spent for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    /// A label for people.
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<Option<String>>,
+    /// Models the key may call.
+    #[serde(default, deserialize_with = "present")]
+    pub models: Option<Option<Vec<String>>>,
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "present")]
+    pub rpm: Option<Option<u32>>,
+    /// Tokens per minute.
+    #[serde(default, deserialize_with = "present")]
+    pub tpm: Option<Option<u32>>,
+    /// Spending limit in micro-dollars.
+    #[serde(default, deserialize_with = "present")]
+    pub budget_micros: Option<Option<i64>>,
+    /// The period the budget covers.
+    pub budget_period: Option<BudgetPeriod>,
+    /// Expiry, Unix seconds.
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<i64>>,
+    /// Metadata, replaced whole.
+    #[serde(default, deserialize_with = "present")]
+    pub metadata: Option<Option<serde_json::Value>>,
+    /// Guardrails applied to this key's requests.
+    #[serde(default, deserialize_with = "present")]
+    pub guardrails: Option<Option<GuardrailPolicy>>,
+    /// Response caching for this key's requests.
+    #[serde(default, deserialize_with = "present")]
+    pub cache: Option<Option<CachePolicy>>,
+}
+
+/// A field that is present, as `null` or a value (serde leaves absent fields at their default, `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The checks every key's limits pass, when it is created and whenever they change.
+fn check_limits(
+    models: Option<&[String]>,
+    budget_micros: Option<i64>,
+    expires_at: Option<i64>,
+    guardrails: Option<&GuardrailPolicy>,
+    cache: Option<&CachePolicy>,
+) -> Result<(), KeyError> {
+    if let Some(models) = models
+        && (models.is_empty() || models.iter().any(|model| model.trim().is_empty()))
+    {
+        return Err(KeyError::Invalid(
+            "'models' must list at least one non-empty model id".to_owned(),
+        ));
+    }
+    if budget_micros.is_some_and(|budget| budget < 0) {
+        return Err(KeyError::Invalid("'budget' must not be negative".to_owned()));
+    }
+    if let Some(policy) = guardrails {
+        policy.validate().map_err(KeyError::Invalid)?;
+    }
+    if let Some(policy) = cache {
+        policy.validate().map_err(KeyError::Invalid)?;
+    }
+    if expires_at.is_some_and(|at| at <= unix_seconds()) {
+        return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
+    }
+    Ok(())
+}
+
 /// A key as stored, without its secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyInfo {
@@ -122,6 +197,9 @@ pub enum KeyError {
     /// No key has that id.
     #[error("no key has the id '{0}'")]
     NotFound(String),
+    /// The key is revoked, so it cannot change.
+    #[error("the key '{0}' is revoked and cannot change")]
+    Revoked(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -200,25 +278,13 @@ impl KeyStore {
         if tenant.is_empty() || tenant.len() > 128 {
             return Err(KeyError::Invalid("'tenant' must be 1 to 128 characters".to_owned()));
         }
-        if let Some(models) = &new.models
-            && (models.is_empty() || models.iter().any(|model| model.trim().is_empty()))
-        {
-            return Err(KeyError::Invalid(
-                "'models' must list at least one non-empty model id".to_owned(),
-            ));
-        }
-        if new.budget_micros.is_some_and(|budget| budget < 0) {
-            return Err(KeyError::Invalid("'budget' must not be negative".to_owned()));
-        }
-        if let Some(policy) = &new.guardrails {
-            policy.validate().map_err(KeyError::Invalid)?;
-        }
-        if let Some(policy) = &new.cache {
-            policy.validate().map_err(KeyError::Invalid)?;
-        }
-        if new.expires_at.is_some_and(|at| at <= unix_seconds()) {
-            return Err(KeyError::Invalid("'expires_at' must be in the future".to_owned()));
-        }
+        check_limits(
+            new.models.as_deref(),
+            new.budget_micros,
+            new.expires_at,
+            new.guardrails.as_ref(),
+            new.cache.as_ref(),
+        )?;
         let id = format!("key_{}", uuid::Uuid::new_v4().simple());
         let secret = new_secret();
         let models = new.models.as_ref().map(|models| serde_json::json!(models).to_string());
@@ -298,6 +364,83 @@ impl KeyStore {
             key: secret,
             info: self.get(id).await?,
         })
+    }
+
+    /// Changes a key's limits (see [`KeyUpdate`]); they apply to its next request. A revoked key cannot change.
+    pub async fn update(&self, id: &str, update: KeyUpdate) -> Result<KeyInfo, KeyError> {
+        let mut key = self.get(id).await?;
+        if key.revoked_at.is_some() {
+            return Err(KeyError::Revoked(id.to_owned()));
+        }
+        if let Some(name) = update.name {
+            key.name = name;
+        }
+        if let Some(models) = update.models {
+            key.models = models;
+        }
+        if let Some(rpm) = update.rpm {
+            key.rpm = rpm;
+        }
+        if let Some(tpm) = update.tpm {
+            key.tpm = tpm;
+        }
+        if let Some(budget_micros) = update.budget_micros {
+            key.budget_micros = budget_micros;
+        }
+        if let Some(period) = update.budget_period {
+            key.budget_period = period;
+        }
+        if let Some(expires_at) = update.expires_at {
+            key.expires_at = expires_at;
+        }
+        if let Some(metadata) = update.metadata {
+            key.metadata = metadata;
+        }
+        if let Some(guardrails) = update.guardrails {
+            key.guardrails = guardrails;
+        }
+        if let Some(cache) = update.cache {
+            key.cache = cache;
+        }
+        check_limits(
+            key.models.as_deref(),
+            key.budget_micros,
+            key.expires_at,
+            key.guardrails.as_ref(),
+            key.cache.as_ref(),
+        )?;
+        let updated = sqlx::query(
+            "UPDATE api_keys SET name = $1, models = $2, rpm = $3, tpm = $4, budget_micros = $5, budget_period = $6,
+                                 expires_at = $7, metadata = $8, guardrails = $9, cache = $10
+             WHERE id = $11 AND revoked_at IS NULL",
+        )
+        .bind(&key.name)
+        .bind(key.models.as_ref().map(|models| serde_json::json!(models).to_string()))
+        .bind(key.rpm.map(i64::from))
+        .bind(key.tpm.map(i64::from))
+        .bind(key.budget_micros)
+        .bind(key.budget_period.as_str())
+        .bind(key.expires_at)
+        .bind(key.metadata.as_ref().map(serde_json::Value::to_string))
+        .bind(
+            key.guardrails
+                .as_ref()
+                .map(|policy| serde_json::to_string(policy).unwrap_or_default()),
+        )
+        .bind(
+            key.cache
+                .as_ref()
+                .map(|policy| serde_json::to_string(policy).unwrap_or_default()),
+        )
+        .bind(id)
+        .execute(self.db.pool())
+        .await?;
+        self.forget_recent();
+        if updated.rows_affected() == 0 {
+            // Revoked between the read and the write.
+            return Err(KeyError::Revoked(id.to_owned()));
+        }
+        self.get(id).await
     }
 
     /// Revokes the key; revoking twice is harmless.

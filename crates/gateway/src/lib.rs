@@ -40,7 +40,7 @@ pub use cache::{CacheCharge, CacheMode, CachePolicy};
 pub use chat::{ChatCompletionStream, unix_seconds};
 pub use error::{ErrorBody, ErrorObject, GatewayError, UpstreamFailure};
 pub use http::{HttpOptions, router};
-pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, NewKey, Rejection};
+pub use keys::{IssuedKey, KeyError, KeyInfo, KeyStore, KeyUpdate, NewKey, Rejection};
 pub use ledger::{UsageLedger, UsageRecord};
 pub use limits::LimitStatus;
 pub use models::{
