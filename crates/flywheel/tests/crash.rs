@@ -1,6 +1,6 @@
-//! `kill -9` under load: a bounded load on loopback (32 clients for three seconds, a quarter of them streaming)
+//! `kill -9` under load: a bounded load on loopback (32 clients for four seconds, a quarter of them streaming)
 //! against the fault provider, then SIGKILL mid-flight. The database must come back intact, hold each request
-//! at most once, and hold every request answered more than a second before the kill (rows reach disk shortly
+//! at most once, and hold every request answered more than two seconds before the kill (rows reach disk shortly
 //! after their response; see ARCHITECTURE.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,10 +14,11 @@ use common::Server;
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 32;
-const LOAD: Duration = Duration::from_secs(3);
+const LOAD: Duration = Duration::from_secs(4);
 /// Answers older than this at the kill must be on disk: the ledger lingers 10 ms, and under this much load its
-/// writer runs up to a few hundred milliseconds behind (seen: 220 ms in a debug build on 2 busy cores).
-const SETTLED: Duration = Duration::from_secs(1);
+/// writer runs up to a few hundred milliseconds behind (seen: 500 ms in a debug build on 2 cores also busy
+/// compiling).
+const SETTLED: Duration = Duration::from_secs(2);
 
 const CONFIG: &str = r#"
 embedded_models = false

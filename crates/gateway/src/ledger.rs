@@ -264,8 +264,8 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
     while let Some(first) = receiver.recv().await {
         batch.push(first);
         // Linger briefly so that a steady trickle of requests shares one commit instead of waking the database
-        // thread once per request; under load the batch fills first.
-        if !matches!(batch[0], Queued::Flush(_)) {
+        // thread once per request; when a full batch is already waiting (the writer is behind), write at once.
+        if !matches!(batch[0], Queued::Flush(_)) && receiver.len() + 1 < BATCH_ROWS {
             tokio::time::sleep(LINGER).await;
         }
         while batch.len() < BATCH_ROWS {
