@@ -80,7 +80,7 @@ impl UsageRecord {
     pub(crate) fn served_by(&mut self, deployment: &crate::models::Deployment, attempts: u32) {
         self.deployment = Some(deployment.name.clone());
         self.attempts = i64::from(attempts);
-        self.trace.provider = Some(deployment.provider.as_str());
+        self.trace.provider = Some(deployment.provider);
         self.trace.upstream_model = Some(deployment.upstream_model.clone());
     }
 }

@@ -14,6 +14,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue, global};
 
+use crate::ProviderKind;
 use crate::ledger::UsageRecord;
 
 /// Attribute names of the OpenTelemetry GenAI semantic conventions (kept here: the conventions' crate marks its
@@ -35,7 +36,7 @@ pub(crate) struct SpanFacts {
     /// The caller's span (from a W3C `traceparent` header), so the model call joins the caller's trace.
     pub(crate) parent: Option<SpanContext>,
     /// The provider that served the call (`gen_ai.provider.name`).
-    pub(crate) provider: Option<&'static str>,
+    pub(crate) provider: Option<ProviderKind>,
     /// The model name the upstream was asked for (`gen_ai.response.model`).
     pub(crate) upstream_model: Option<String>,
 }
@@ -65,7 +66,7 @@ impl SpanExporter {
             .unwrap_or(ended);
         let operation = operation_name(&row.endpoint);
         let kind = match row.trace.provider {
-            Some("embedded") | None => SpanKind::Internal,
+            Some(ProviderKind::Embedded) | None => SpanKind::Internal,
             Some(_) => SpanKind::Client,
         };
         let parent = row
@@ -135,14 +136,14 @@ fn attributes(row: &UsageRecord, operation: &'static str) -> Vec<KeyValue> {
 }
 
 /// `gen_ai.provider.name`: the conventions' well-known names where they apply, flywheel's own otherwise.
-fn provider_name(provider: Option<&'static str>) -> &'static str {
+fn provider_name(provider: Option<ProviderKind>) -> &'static str {
     match provider {
-        Some("openai") => "openai",
-        Some("anthropic") => "anthropic",
-        Some("embedded") => "flywheel.embedded",
-        Some("fault") => "flywheel.fault",
+        Some(ProviderKind::Openai) => "openai",
+        Some(ProviderKind::Anthropic) => "anthropic",
+        Some(ProviderKind::Embedded) => "flywheel.embedded",
+        Some(ProviderKind::Fault) => "flywheel.fault",
         // Refused before any provider was chosen: the gateway itself answered.
-        Some(_) | None => "flywheel",
+        None => "flywheel",
     }
 }
 
@@ -211,8 +212,8 @@ mod tests {
         assert_eq!(operation_name("chat.completions"), "chat");
         assert_eq!(operation_name("messages"), "chat");
         assert_eq!(operation_name("embeddings"), "embeddings");
-        assert_eq!(provider_name(Some("openai")), "openai");
-        assert_eq!(provider_name(Some("embedded")), "flywheel.embedded");
+        assert_eq!(provider_name(Some(ProviderKind::Openai)), "openai");
+        assert_eq!(provider_name(Some(ProviderKind::Embedded)), "flywheel.embedded");
         assert_eq!(provider_name(None), "flywheel");
     }
 }
