@@ -95,6 +95,11 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A key's JSON-valued column (models, metadata, guardrails, cache) as stored.
+fn json_column<T: Serialize>(value: Option<&T>) -> Option<String> {
+    value.map(|value| serde_json::to_string(value).unwrap_or_default())
+}
+
 /// The checks every key's limits pass, when it is created and whenever they change.
 fn check_limits(
     models: Option<&[String]>,
@@ -287,16 +292,6 @@ impl KeyStore {
         )?;
         let id = format!("key_{}", uuid::Uuid::new_v4().simple());
         let secret = new_secret();
-        let models = new.models.as_ref().map(|models| serde_json::json!(models).to_string());
-        let metadata = new.metadata.as_ref().map(serde_json::Value::to_string);
-        let cache = new
-            .cache
-            .as_ref()
-            .map(|policy| serde_json::to_string(policy).unwrap_or_default());
-        let guardrails = new
-            .guardrails
-            .as_ref()
-            .map(|policy| serde_json::to_string(policy).unwrap_or_default());
         sqlx::query(
             "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, models, rpm, tpm, budget_micros, budget_period,
                                    expires_at, metadata, guardrails, cache, created_at)
@@ -307,15 +302,15 @@ impl KeyStore {
         .bind(&new.name)
         .bind(hash_secret(&secret))
         .bind(shown_prefix(&secret))
-        .bind(models)
+        .bind(json_column(new.models.as_ref()))
         .bind(new.rpm.map(i64::from))
         .bind(new.tpm.map(i64::from))
         .bind(new.budget_micros)
         .bind(new.budget_period.as_str())
         .bind(new.expires_at)
-        .bind(metadata)
-        .bind(guardrails)
-        .bind(cache)
+        .bind(json_column(new.metadata.as_ref()))
+        .bind(json_column(new.guardrails.as_ref()))
+        .bind(json_column(new.cache.as_ref()))
         .bind(unix_seconds())
         .execute(self.db.pool())
         .await?;
@@ -415,23 +410,15 @@ impl KeyStore {
              WHERE id = $11 AND revoked_at IS NULL",
         )
         .bind(&key.name)
-        .bind(key.models.as_ref().map(|models| serde_json::json!(models).to_string()))
+        .bind(json_column(key.models.as_ref()))
         .bind(key.rpm.map(i64::from))
         .bind(key.tpm.map(i64::from))
         .bind(key.budget_micros)
         .bind(key.budget_period.as_str())
         .bind(key.expires_at)
-        .bind(key.metadata.as_ref().map(serde_json::Value::to_string))
-        .bind(
-            key.guardrails
-                .as_ref()
-                .map(|policy| serde_json::to_string(policy).unwrap_or_default()),
-        )
-        .bind(
-            key.cache
-                .as_ref()
-                .map(|policy| serde_json::to_string(policy).unwrap_or_default()),
-        )
+        .bind(json_column(key.metadata.as_ref()))
+        .bind(json_column(key.guardrails.as_ref()))
+        .bind(json_column(key.cache.as_ref()))
         .bind(id)
         .execute(self.db.pool())
         .await?;
