@@ -26,27 +26,11 @@ enum KeysCommand {
         /// The tenant the key spends for.
         #[arg(long)]
         tenant: String,
-        /// A label for people.
-        #[arg(long)]
-        name: Option<String>,
-        /// Requests per minute.
-        #[arg(long)]
-        rpm: Option<u32>,
-        /// Tokens per minute.
-        #[arg(long)]
-        tpm: Option<u32>,
-        /// Spending limit in US dollars.
-        #[arg(long)]
-        budget_usd: Option<f64>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// The period the budget covers: total, daily or monthly [default: total]
         #[arg(long, value_parser = parse_period, default_value = "total")]
         budget_period: gateway::BudgetPeriod,
-        /// Models the key may call, comma-separated [default: all]
-        #[arg(long, value_delimiter = ',')]
-        models: Option<Vec<String>>,
-        /// Days until the key expires [default: never]
-        #[arg(long)]
-        expires_in_days: Option<u32>,
     },
     /// List keys (never their secrets).
     List {
@@ -58,27 +42,11 @@ enum KeysCommand {
     Update {
         /// The key's id (`key_...`).
         id: String,
-        /// A new label.
-        #[arg(long)]
-        name: Option<String>,
-        /// Requests per minute.
-        #[arg(long)]
-        rpm: Option<u32>,
-        /// Tokens per minute.
-        #[arg(long)]
-        tpm: Option<u32>,
-        /// Spending limit in US dollars.
-        #[arg(long)]
-        budget_usd: Option<f64>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// The period the budget covers: total, daily or monthly.
         #[arg(long, value_parser = parse_period)]
         budget_period: Option<gateway::BudgetPeriod>,
-        /// Models the key may call, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        models: Option<Vec<String>>,
-        /// Days from now until the key expires.
-        #[arg(long)]
-        expires_in_days: Option<u32>,
         /// Restrictions to lift, comma-separated: rpm, tpm, budget, models, expiry, guardrails, cache.
         #[arg(long, value_delimiter = ',', value_parser = ["rpm", "tpm", "budget", "models", "expiry", "guardrails", "cache"])]
         clear: Vec<String>,
@@ -93,6 +61,40 @@ enum KeysCommand {
         /// The key's id (`key_...`).
         id: String,
     },
+}
+
+/// What `keys create` sets and `keys update` changes; left out: no restriction (create) or unchanged (update).
+#[derive(Args)]
+struct LimitArgs {
+    /// A label for people.
+    #[arg(long)]
+    name: Option<String>,
+    /// Requests per minute.
+    #[arg(long)]
+    rpm: Option<u32>,
+    /// Tokens per minute.
+    #[arg(long)]
+    tpm: Option<u32>,
+    /// Spending limit in US dollars.
+    #[arg(long)]
+    budget_usd: Option<f64>,
+    /// Models the key may call, comma-separated [default: all]
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Days from now until the key expires [default: never]
+    #[arg(long)]
+    expires_in_days: Option<u32>,
+}
+
+impl LimitArgs {
+    fn budget_micros(&self) -> Result<Option<i64>, gateway::GatewayError> {
+        self.budget_usd.map(gateway::usd_to_micros).transpose()
+    }
+
+    fn expires_at(&self) -> Option<i64> {
+        self.expires_in_days
+            .map(|days| gateway::unix_seconds() + i64::from(days) * 86_400)
+    }
 }
 
 fn parse_period(text: &str) -> Result<gateway::BudgetPeriod, String> {
@@ -114,23 +116,18 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
         match args.command {
             KeysCommand::Create {
                 tenant,
-                name,
-                rpm,
-                tpm,
-                budget_usd,
+                limits,
                 budget_period,
-                models,
-                expires_in_days,
             } => {
                 let new = NewKey {
                     tenant,
-                    name,
-                    models,
-                    rpm,
-                    tpm,
-                    budget_micros: budget_usd.map(gateway::usd_to_micros).transpose()?,
+                    budget_micros: limits.budget_micros()?,
+                    expires_at: limits.expires_at(),
+                    name: limits.name,
+                    models: limits.models,
+                    rpm: limits.rpm,
+                    tpm: limits.tpm,
                     budget_period,
-                    expires_at: expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
                     metadata: None,
                     guardrails: None,
                     cache: None,
@@ -149,13 +146,8 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
             }
             KeysCommand::Update {
                 id,
-                name,
-                rpm,
-                tpm,
-                budget_usd,
+                limits,
                 budget_period,
-                models,
-                expires_in_days,
                 clear,
             } => {
                 let cleared = |what: &str| clear.iter().any(|item| item == what);
@@ -164,16 +156,13 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                     if lift { Some(None) } else { value.map(Some) }
                 }
                 let update = KeyUpdate {
-                    name: name.map(Some),
-                    models: change(models, cleared("models")),
-                    rpm: change(rpm, cleared("rpm")),
-                    tpm: change(tpm, cleared("tpm")),
-                    budget_micros: change(budget_usd.map(gateway::usd_to_micros).transpose()?, cleared("budget")),
+                    budget_micros: change(limits.budget_micros()?, cleared("budget")),
+                    expires_at: change(limits.expires_at(), cleared("expiry")),
+                    name: limits.name.map(Some),
+                    models: change(limits.models, cleared("models")),
+                    rpm: change(limits.rpm, cleared("rpm")),
+                    tpm: change(limits.tpm, cleared("tpm")),
                     budget_period,
-                    expires_at: change(
-                        expires_in_days.map(|days| gateway::unix_seconds() + i64::from(days) * 86_400),
-                        cleared("expiry"),
-                    ),
                     metadata: None,
                     guardrails: change(None, cleared("guardrails")),
                     cache: change(None, cleared("cache")),
