@@ -1,8 +1,9 @@
 """Gateway overhead benchmark: flywheel and LiteLLM proxy side by side, in one run, in front of one fake upstream.
 
-Starts `fake-upstream` (a fast OpenAI-compatible server in Rust) and measures each scenario three ways with
-`loadgen` (a closed-loop HTTP/1.1 client): straight at the upstream ("direct"), through LiteLLM proxy, and through
-`flywheel up`. The gateways' figures are reported as added latency: gateway percentile minus direct percentile,
+Starts `fake-upstream` (a fast OpenAI-compatible server in Rust) and measures each scenario four ways with
+`loadgen` (a closed-loop HTTP/1.1 client): straight at the upstream ("direct"), through `floor-proxy` (the thinnest
+reverse proxy hyper and tokio make: what the extra hop alone costs, the floor under any gateway on that stack),
+through LiteLLM proxy, and through `flywheel up`. The gateways' figures are reported as added latency: gateway percentile minus direct percentile,
 same scenario, same run, then the median over the runs. Also the requests/s each sustains, and the RSS of each
 gateway's process tree while it holds 1,000 streams open (against a second upstream that delays every chunk).
 
@@ -253,6 +254,14 @@ class Bench:
             raise RuntimeError(f"loadgen failed ({process.returncode}): {err.strip()}")
         return json.loads(out)
 
+    def start_floor(self, name, upstream):
+        argv = [self.binary("floor-proxy"), "--listen", "127.0.0.1:0", "--upstream", upstream]
+        process = self.processes.start(name, argv, stdout=subprocess.PIPE, text=True)
+        line = process.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"{name} did not start: {line!r}")
+        return process, "http://" + line.removeprefix("listening on ")
+
     def start_litellm(self, upstream, slow_upstream):
         config = os.path.join(self.work_dir, "litellm.yaml")
         with open(config, "w") as f:
@@ -406,13 +415,14 @@ def print_report(rows, gateways, memory, args, bench, litellm_version):
     print(f"Gateway overhead, median of {runs} run{'s' if runs > 1 else ''} "
           f"({args.warmup_s:g} s warm-up + {args.duration_s:g} s each); added = gateway − direct, same run.")
     print()
-    print("| scenario | direct p50 / p99 | direct req/s | LiteLLM added p50 / p99 | LiteLLM req/s "
+    print("| scenario | direct p50 / p99 | direct req/s | floor added p50 / p99 | floor req/s "
+          "| LiteLLM added p50 / p99 | LiteLLM req/s "
           "| flywheel added p50 / p99 | flywheel req/s | added p50, LiteLLM ÷ flywheel |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [row["label"], f"{fmt_us(row['direct_p50'])} / {fmt_us(row['direct_p99'])}",
                  fmt_rate(row["direct_rps"])]
-        for gateway in ("litellm", "flywheel"):
+        for gateway in ("floor", "litellm", "flywheel"):
             if gateway in gateways and row[f"{gateway}_p50"] is None and row.get(f"{gateway}_empty"):
                 cells += [f"none completed in {args.duration_s:g} s", "0"]
             elif gateway in gateways:
@@ -430,12 +440,12 @@ def print_report(rows, gateways, memory, args, bench, litellm_version):
     print()
     print("Time to the first content chunk, streamed (p50):")
     print()
-    print("| scenario | direct | LiteLLM added | flywheel added |")
-    print("|---|---|---|---|")
+    print("| scenario | direct | floor added | LiteLLM added | flywheel added |")
+    print("|---|---|---|---|---|")
     for row in rows:
         if row["streaming"]:
-            print(f"| {row['label']} | {fmt_us(row['direct_ttft'])} | {fmt_us(row.get('litellm_ttft'))} "
-                  f"| {fmt_us(row.get('flywheel_ttft'))} |")
+            print(f"| {row['label']} | {fmt_us(row['direct_ttft'])} | {fmt_us(row.get('floor_ttft'))} "
+                  f"| {fmt_us(row.get('litellm_ttft'))} | {fmt_us(row.get('flywheel_ttft'))} |")
     print()
     for gateway in gateways:
         best = max((row[f"{gateway}_rps"] or 0 for row in rows if not row["streaming"]), default=0)
@@ -461,6 +471,8 @@ def print_report(rows, gateways, memory, args, bench, litellm_version):
         print(f"- LiteLLM proxy {litellm_version}, {args.litellm_workers} uvicorn workers, LITELLM_LOG=ERROR, access "
               "log off; master key only: its virtual keys, limits and spend tracking need PostgreSQL through Prisma, "
               "whose query engine is a download from outside the package registries, so they are off.")
+    print("- floor: `bench/floor-proxy`, hyper's server and pooled client with nothing between them (no parsing, "
+          "keys, limits or ledger); its RSS figure is a second one before the slow upstream.")
     if "flywheel" in gateways:
         print("- flywheel: a tenant virtual key with rpm/tpm limits, the ledger on (SQLite in a fresh data directory).")
     print(f"- fake-upstream: {args.chunks} content chunks per completion; the streams line uses a second one that "
@@ -472,7 +484,7 @@ def print_report(rows, gateways, memory, args, bench, litellm_version):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bin-dir", required=True, help="directory holding fake-upstream, loadgen and flywheel")
+    parser.add_argument("--bin-dir", required=True, help="directory holding fake-upstream, floor-proxy, loadgen and flywheel")
     parser.add_argument("--litellm", help="the `litellm` executable in its venv; without it LiteLLM is skipped")
     parser.add_argument("--litellm-version", default="?")
     parser.add_argument("--litellm-workers", type=int, default=2)
@@ -527,6 +539,11 @@ def run(args, processes, work_dir):
     # name -> (process whose tree must be idle before a measurement, base URL, headers)
     targets = {"direct": (upstream_process, f"http://{upstream}", {})}
 
+    # The floor forwards without reading the body, so the streams figure needs a second one before the slow upstream.
+    floor_process, floor_base = bench.start_floor("floor-proxy", upstream)
+    targets["floor"] = (floor_process, floor_base, {})
+    slow_floor = bench.start_floor("floor-proxy-slow", slow_upstream)
+    bench.start_memory["floor"] = tree_memory_mib(slow_floor[0].pid)
     if args.litellm:
         note("starting LiteLLM proxy (takes a while)")
         try:
@@ -553,7 +570,7 @@ def run(args, processes, work_dir):
             bench.notes.append(f"flywheel skipped: {summary(error)}")
     else:
         bench.notes.append("flywheel skipped: --no-flywheel (it did not build)")
-    gateways = [name for name in ("litellm", "flywheel") if name in targets]
+    gateways = [name for name in ("floor", "litellm", "flywheel") if name in targets]
 
     results = {}
     for run_index in range(args.runs):
@@ -574,7 +591,7 @@ def run(args, processes, work_dir):
 
     memory = {}
     for name in gateways:
-        process, base, headers = targets[name]
+        process, base, headers = slow_floor + ({},) if name == "floor" else targets[name]
         memory[name] = []
         for run_index in range(args.runs):
             settle(process.pid)

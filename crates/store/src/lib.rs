@@ -88,9 +88,10 @@ pub struct Database {
 }
 
 /// Per-connection SQLite settings: WAL with `synchronous=NORMAL` means a committed transaction survives a crash
-/// of the process (only a power cut can lose the last commits), and readers never block the writer.
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+/// of the process (only a power cut can lose the last commits), and readers never block the writer. Statement
+/// journals stay in memory (`temp_store`): a multi-row INSERT would otherwise create and delete a file per batch.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;";
 
 impl Database {
     /// Opens (creating if needed) the SQLite database `flywheel.db` inside `data_dir`.
