@@ -1,5 +1,5 @@
 //! The OpenAI-compatible HTTP API: `/v1/chat/completions` (whole or as server-sent events), `/v1/embeddings`
-//! and `/v1/models`. Every failure, including a body axum could not parse, answers with an OpenAI error body.
+//! and `/v1/models`; `/v1/responses` is served from [`crate::responses`]. Every failure, including a body axum could not parse, answers with an OpenAI error body.
 //! Anthropic's `/v1/messages` routes share this router; their handlers (and error bodies) live in
 //! [`crate::anthropic`].
 
@@ -73,6 +73,7 @@ pub fn router(gateway: Gateway, options: HttpOptions) -> Router {
     let state = AppState { gateway, options };
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
+        .route("/responses", post(crate::responses::http::create))
         .route("/messages", post(crate::anthropic::http::messages))
         .route("/messages/count_tokens", post(crate::anthropic::http::count_tokens))
         .route("/embeddings", post(embeddings))
@@ -86,7 +87,7 @@ pub fn router(gateway: Gateway, options: HttpOptions) -> Router {
 }
 
 /// JSON body extractor whose rejections are OpenAI error bodies.
-struct OpenAiJson<T>(T);
+pub(crate) struct OpenAiJson<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for OpenAiJson<T> {
     type Rejection = GatewayError;
@@ -118,7 +119,7 @@ async fn chat_completions(
 ) -> Result<Response, GatewayError> {
     let client = chat_client(state.gateway.client_for(&caller), &headers)?;
     let limits = client.admit(crate::chat::ENDPOINT, &request.model).await?;
-    let (mut response, cache) = if request.stream {
+    let (response, cache) = if request.stream {
         let (chunks, cache) = client.chat_stream_traced(request).await?;
         let events = chunks
             .map(|chunk| {
@@ -134,12 +135,7 @@ async fn chat_completions(
         let (completion, cache) = client.chat_traced(request).await?;
         (Json(completion).into_response(), cache)
     };
-    if let Some(cache) = cache {
-        response
-            .headers_mut()
-            .insert(CACHE_HEADER, axum::http::HeaderValue::from_static(cache));
-    }
-    Ok(with_limit_headers(response, limits))
+    Ok(with_answer_headers(response, cache, limits))
 }
 
 /// Asks for (`exact`, `semantic`, `off`) and reports (`hit`, `miss`) the response cache.
@@ -171,6 +167,20 @@ fn traced_client(client: crate::GatewayClient, headers: &axum::http::HeaderMap) 
         Some(value) => client.with_traceparent(value),
         None => client,
     }
+}
+
+/// A chat answer's headers: whether the response cache served it (`x-flywheel-cache`), and the key's limits.
+pub(crate) fn with_answer_headers(
+    mut response: Response,
+    cache: Option<&'static str>,
+    limits: Option<LimitStatus>,
+) -> Response {
+    if let Some(cache) = cache {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, axum::http::HeaderValue::from_static(cache));
+    }
+    with_limit_headers(response, limits)
 }
 
 /// OpenAI's `x-ratelimit-*` headers, for keys that have limits.

@@ -22,6 +22,7 @@ pub mod metrics;
 mod models;
 pub mod openai;
 mod provider;
+pub mod responses;
 mod routing;
 mod schema;
 mod shared;

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, RequestPartsExt};
@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::inbound::{self, EventTranslator};
 use super::wire::{CountTokensRequest, CountTokensResponse, MessagesRequest, StreamEvent};
-use crate::http::{AppState, Authenticated, CACHE_HEADER, chat_client, rejection_to_error, with_limit_headers};
+use crate::http::{AppState, Authenticated, chat_client, rejection_to_error, with_answer_headers};
 use crate::{Caller, ChatCompletionStream, GatewayError};
 
 /// The endpoint name for rate-limit refusals in the ledger.
@@ -79,7 +79,7 @@ pub(crate) async fn messages(
     let client = chat_client(state.gateway.client_for(&caller).on_endpoint(ENDPOINT), &headers)?;
     let request = inbound::request_to_openai(request)?;
     let limits = client.admit(ENDPOINT, &request.model).await?;
-    let (mut response, cache) = if request.stream {
+    let (response, cache) = if request.stream {
         let model = request.model.clone();
         let input_tokens_estimate = crate::chat::estimate_prompt_tokens(&request);
         let (chunks, cache) = client.chat_stream_traced(request).await?;
@@ -91,12 +91,7 @@ pub(crate) async fn messages(
         let (completion, cache) = client.chat_traced(request).await?;
         (Json(inbound::completion_to_response(completion)).into_response(), cache)
     };
-    if let Some(cache) = cache {
-        response
-            .headers_mut()
-            .insert(CACHE_HEADER, HeaderValue::from_static(cache));
-    }
-    Ok(with_limit_headers(response, limits))
+    Ok(with_answer_headers(response, cache, limits))
 }
 
 /// The Anthropic events of a chat stream. An error (from the upstream, or a chunk that cannot be translated)

@@ -20,7 +20,7 @@ pub(crate) mod outbound;
 pub mod wire;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::{GatewayError, UpstreamFailure, openai};
 

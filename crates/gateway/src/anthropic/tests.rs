@@ -50,16 +50,16 @@ fn unit_interval() -> impl Strategy<Value = f64> {
     (0u32..=100).prop_map(|n| f64::from(n) / 100.0)
 }
 
-fn json_object() -> impl Strategy<Value = Value> {
+pub(crate) fn json_object() -> impl Strategy<Value = Value> {
     proptest::collection::btree_map("[a-z_]{1,6}", json_value(), 0..4)
         .prop_map(|map| Value::Object(map.into_iter().collect()))
 }
 
-fn tool_id() -> impl Strategy<Value = String> {
+pub(crate) fn tool_id() -> impl Strategy<Value = String> {
     "(call|toolu)_[a-zA-Z0-9]{4,10}"
 }
 
-fn tool_name() -> impl Strategy<Value = String> {
+pub(crate) fn tool_name() -> impl Strategy<Value = String> {
     "[a-z][a-z_]{0,11}"
 }
 
@@ -351,7 +351,7 @@ fn finish_reason() -> impl Strategy<Value = Option<String>> {
 }
 
 prop_compose! {
-    fn completion()(
+    pub(crate) fn completion()(
         content in option::of("[a-zA-Z0-9 ,.é漢🙂]{0,40}"),
         calls in vec((tool_id(), tool_name(), json_object()), 0..3),
         finish_reason in finish_reason(),
@@ -428,7 +428,7 @@ prop_compose! {
 // Helpers
 
 /// Cuts `text` into pieces at the (char-aligned) positions picked from `cuts`.
-fn split(text: &str, cuts: &[usize]) -> Vec<String> {
+pub(crate) fn split(text: &str, cuts: &[usize]) -> Vec<String> {
     let boundaries: Vec<usize> = (1..text.len()).filter(|at| text.is_char_boundary(*at)).collect();
     let mut points: Vec<usize> = if boundaries.is_empty() {
         Vec::new()
@@ -465,7 +465,7 @@ fn chunk(id: &str, delta: Delta, finish_reason: Option<String>) -> ChatCompletio
 }
 
 /// A completion as the chunks a provider could stream it in, cut at `cuts`.
-fn chunks_of(completion: &ChatCompletion, cuts: &[usize]) -> Vec<ChatCompletionChunk> {
+pub(crate) fn chunks_of(completion: &ChatCompletion, cuts: &[usize]) -> Vec<ChatCompletionChunk> {
     let choice = &completion.choices[0];
     let id = completion.id.as_str();
     let mut chunks = vec![chunk(

@@ -12,7 +12,7 @@ use super::{ChatProvider, ChunkStream, EmbeddingOutput, EmbeddingProvider, colle
 use crate::GatewayError;
 use crate::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta, EmbeddingInput, EmbeddingRequest,
-    Usage,
+    FunctionCallDelta, ToolCallDelta, Usage,
 };
 
 /// How a fault deployment misbehaves. Everything defaults to "behave".
@@ -36,6 +36,12 @@ pub struct FaultConfig {
     pub hang: bool,
     /// The text of a successful answer, streamed one word per chunk.
     pub reply: String,
+    /// Answer a request that offers tools (and does not forbid them with `tool_choice: "none"`) with a call of
+    /// one: the tool `tool_choice` names, else the first. A request whose last message is a tool result gets
+    /// the reply instead, so a client's tool loop ends.
+    pub call_tools: bool,
+    /// The arguments of that call, streamed in two pieces.
+    pub call_arguments: String,
 }
 
 impl Default for FaultConfig {
@@ -49,6 +55,8 @@ impl Default for FaultConfig {
             malformed: false,
             hang: false,
             reply: "This is the fault provider's reply.".to_owned(),
+            call_tools: false,
+            call_arguments: "{}".to_owned(),
         }
     }
 }
@@ -107,6 +115,46 @@ fn chunk(model: &str, delta: Delta, finish_reason: Option<&str>) -> ChatCompleti
     }
 }
 
+/// The tool a `call_tools` deployment calls for this request, if any.
+fn tool_to_call(config: &FaultConfig, request: &ChatCompletionRequest) -> Option<String> {
+    if !config.call_tools || request.messages.last().is_some_and(|message| message.role == "tool") {
+        return None;
+    }
+    let first = request.tools.as_ref()?.first()?.function.name.clone();
+    match &request.tool_choice {
+        Some(choice) if choice == "none" => None,
+        Some(choice) => Some(
+            choice
+                .pointer("/function/name")
+                .and_then(serde_json::Value::as_str)
+                .map_or(first, str::to_owned),
+        ),
+        None => Some(first),
+    }
+}
+
+/// A chunk with one piece of the fault provider's tool call.
+fn call_chunk(model: &str, name: Option<String>, arguments: &str) -> ChatCompletionChunk {
+    let first = name.is_some();
+    let call = ToolCallDelta {
+        index: 0,
+        id: first.then(|| "call_fault_0".to_owned()),
+        kind: first.then(|| "function".to_owned()),
+        function: Some(FunctionCallDelta {
+            name,
+            arguments: Some(arguments.to_owned()),
+        }),
+    };
+    chunk(
+        model,
+        Delta {
+            tool_calls: Some(vec![call]),
+            ..Delta::default()
+        },
+        None,
+    )
+}
+
 fn prompt_text(request: &ChatCompletionRequest) -> String {
     request.messages.iter().map(|message| message.text_content()).collect()
 }
@@ -134,9 +182,22 @@ impl ChatProvider for FaultProvider {
             let model = request.model.clone();
             let prompt_tokens = estimate_tokens(&prompt_text(&request));
             let words: Vec<String> = config.reply.split_inclusive(' ').map(str::to_owned).collect();
+            let tool = tool_to_call(&config, &request);
             let stream = async_stream::stream! {
                 let role = Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() };
                 yield Ok(chunk(&model, role, None));
+                if let Some(name) = tool {
+                    let arguments = config.call_arguments.as_str();
+                    let middle = (0..=arguments.len() / 2).rev().find(|at| arguments.is_char_boundary(*at)).unwrap_or(0);
+                    yield Ok(call_chunk(&model, Some(name), &arguments[..middle]));
+                    yield Ok(call_chunk(&model, None, &arguments[middle..]));
+                    yield Ok(chunk(&model, Delta::default(), Some("tool_calls")));
+                    let mut usage = chunk(&model, Delta::default(), None);
+                    usage.choices.clear();
+                    usage.usage = Some(Some(Usage::new(prompt_tokens, estimate_tokens(arguments))));
+                    yield Ok(usage);
+                    return;
+                }
                 let mut completion = String::new();
                 for (index, word) in words.iter().enumerate() {
                     if config.chunk_delay_ms > 0 {
