@@ -49,8 +49,8 @@ pub struct UpArgs {
     /// needs this one [default: none, auth off for local use]
     #[arg(long, env = "FLYWHEEL_MASTER_KEY", hide_env_values = true)]
     master_key: Option<String>,
-    /// OpenTelemetry collector (OTLP over HTTP) to export model-call traces to, e.g. `http://127.0.0.1:4318`
-    /// [default: none, no traces]
+    /// OpenTelemetry collector (OTLP over HTTP or HTTPS) to export model-call traces to, e.g.
+    /// `http://127.0.0.1:4318` [default: none, no traces]
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
     /// Log filter, e.g. `debug` or `info,requests=info` (adds one line per model call) [default:

@@ -28,6 +28,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for the process, ring (which the gateway's upstream client is built on), so that any
+    // rustls client built without an explicit provider finds it; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Up(args) => run_up(args),
         Command::Keys(args) => run_keys(args),

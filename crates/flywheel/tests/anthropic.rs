@@ -218,7 +218,7 @@ async fn start(upstream: &str) -> (Server, tempfile::TempDir) {
 
 /// Posts as the Anthropic SDK does: `x-api-key`, `anthropic-version`, and a beta header to be ignored.
 async fn post_anthropic(server: &Server, key: &str, path: &str, body: &Value) -> (u16, String) {
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .post(server.url(path))
         .header("x-api-key", key)
         .header("anthropic-version", "2023-06-01")
@@ -327,7 +327,7 @@ async fn anthropic_clients_and_the_anthropic_provider_work_over_http() {
     // The response cache works as on /v1/chat/completions.
     let mut cache_states = Vec::new();
     for _ in 0..2 {
-        let response = reqwest::Client::new()
+        let response = common::http_client()
             .post(server.url("/v1/messages"))
             .header("x-api-key", MASTER)
             .header("x-flywheel-cache", "exact")
@@ -481,7 +481,7 @@ async fn anthropic_clients_and_the_anthropic_provider_work_over_http() {
     assert_eq!(status, 404, "{text}");
 
     // The anthropic provider: an OpenAI client, served by an Anthropic-style upstream.
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let chat = json!({"model": "claude", "max_tokens": 32, "messages": [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]});
     let response = client

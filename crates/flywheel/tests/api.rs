@@ -14,7 +14,7 @@ const CHAT_MODEL: &str = "smollm2-135m-instruct";
 const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .post(server.url(path))
         .json(&body)
         .send()
@@ -35,7 +35,7 @@ fn assert_openai_error(status: u16, body: &Value, expected_status: u16, expected
 #[tokio::test]
 async fn chat_streaming_embeddings_errors_metrics_and_ledger() {
     let mut server = Server::start().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
 
     // A greedy completion is real text with real token counts.
     let (status, completion) = post(
@@ -197,7 +197,7 @@ async fn chat_streaming_embeddings_errors_metrics_and_ledger() {
 }
 
 async fn bad_inputs_get_openai_errors(server: &Server) {
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let chat = server.url("/v1/chat/completions");
     let send_raw = |body: &'static str, content_type: &'static str| {
         client

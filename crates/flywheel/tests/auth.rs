@@ -63,7 +63,7 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         200
     );
     // Anthropic-style header works too.
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .post(server.url("/v1/embeddings"))
         .header("x-api-key", &acme_key)
         .json(&json!({"model": EMBEDDING_MODEL, "input": "sofa"}))
@@ -252,7 +252,7 @@ async fn rate_limits_per_key_with_headers_and_429() {
     };
     let rpm_key = create(json!({"tenant": "acme", "rpm": 2})).await;
     let tpm_key = create(json!({"tenant": "acme", "tpm": 10})).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let send = |key: String| {
         client
             .post(server.url("/v1/chat/completions"))

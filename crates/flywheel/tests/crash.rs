@@ -66,7 +66,7 @@ async fn kill_9_under_load_loses_no_settled_ledger_row() {
         let url = url.clone();
         let answered = answered.clone();
         clients.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = common::http_client();
             let mut sent = 0usize;
             // Keep going past the kill until requests fail, so some are in flight when it lands.
             while Instant::now() < stop_at + Duration::from_secs(1) {

@@ -245,7 +245,7 @@ async fn fallbacks_breakers_and_upstream_faults_are_handled_and_accounted() {
     // A stream cut mid-way ends with an error event after the text that did arrive, never with [DONE].
     let mut stream_body = chat_request("up-cut");
     stream_body["stream"] = json!(true);
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .post(server.url("/v1/chat/completions"))
         .bearer_auth(MASTER)
         .json(&stream_body)
@@ -489,7 +489,7 @@ async fn tenant_limits_hold_across_its_keys() {
 
 /// A chat request with `x-flywheel-cache` set as given: status, the response's `x-flywheel-cache`, body.
 async fn cached_chat(server: &Server, key: &str, body: Value, header: Option<&str>) -> (u16, Option<String>, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = common::http_client()
         .post(server.url("/v1/chat/completions"))
         .bearer_auth(key)
         .json(&body);
@@ -621,7 +621,7 @@ upstream_model = "all-minilm-l6-v2"
     )
     .unwrap();
     let gateway = Server::start_with(&["--config", path.to_str().unwrap()]).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let question = json!({"model": "remote-smol", "messages": [{"role": "user", "content": "What is 2+2?"}],
                           "max_tokens": 16, "temperature": 0});
     let answer: Value = client
@@ -715,7 +715,7 @@ async fn slow_clients_and_garbage_bodies_do_not_hold_or_break_the_server() {
     assert_eq!(status, 200, "the server keeps serving while slow clients stall");
 
     // Invalid UTF-8 in a JSON body is a 400 with an error body, not a crash.
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .post(server.url("/v1/chat/completions"))
         .bearer_auth(MASTER)
         .header("content-type", "application/json")

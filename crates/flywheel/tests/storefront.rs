@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn search_product_pages_and_questions_land_in_the_ledger() {
     let mut server = Server::start().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
 
     let search: Value = client
         .get(server.url("/api/search?q=king+poster+bed&limit=5"))

@@ -71,6 +71,97 @@ fn attribute(holder: &Value, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The same receiver over TLS, with a server certificate for 127.0.0.1 signed by a CA made for the test (by the
+/// `openssl` command). Returns the collector's base URL, the CA's PEM file, and the spans it keeps.
+async fn tls_receiver(dir: &std::path::Path) -> (String, std::path::PathBuf, Arc<Mutex<Vec<Value>>>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let subject_ca = ["-subj", "/CN=flywheel test CA"];
+    run(&[
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        ][..],
+        &subject_ca,
+    ]
+    .concat());
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ]);
+    let certificates = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (plain_base, spans) = receiver().await;
+    // TLS in front of the plain receiver: each decrypted connection is piped to it.
+    let plain_address = plain_base.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let plain_address = plain_address.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut plain = tokio::net::TcpStream::connect(plain_address).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (base, dir.join("ca.pem"), spans)
+}
+
 async fn wait_for_spans(spans: &Mutex<Vec<Value>>, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -94,7 +185,7 @@ async fn model_calls_are_exported_as_gen_ai_spans() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let prompt = "a secret prompt about velvet sofas";
     let served = client
         .post(server.url("/v1/chat/completions"))
@@ -170,4 +261,31 @@ async fn model_calls_are_exported_as_gen_ai_spans() {
 
     let exported = serde_json::to_string(&spans).unwrap();
     assert!(!exported.contains("velvet"), "prompts never enter a span");
+}
+
+#[tokio::test]
+async fn an_https_collector_receives_spans_when_its_ca_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (collector, ca, spans) = tls_receiver(dir.path()).await;
+    let ca = ca.to_str().unwrap().to_owned();
+    let server = Server::start_with_env(
+        &["--otlp-endpoint", &collector],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+        ],
+    )
+    .await;
+    let (status, _) = server
+        .call(
+            None,
+            "POST",
+            "/v1/embeddings",
+            Some(json!({"model": "all-minilm-l6-v2", "input": "velvet sofa"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let spans = wait_for_spans(&spans, 1).await;
+    assert_eq!(spans[0]["name"], "embeddings all-minilm-l6-v2");
 }

@@ -7,6 +7,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// An HTTP client for the tests. The binary links rustls with ring and no built-in default provider, so the
+/// test process installs ring before building a client, as the binary does at start-up.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn models_dir() -> PathBuf {
     let dir = std::env::var_os("FLYWHEEL_MODELS_DIR")
         .expect("set FLYWHEEL_MODELS_DIR to the models directory (scripts/fetch-models fetches them)");
@@ -64,7 +71,7 @@ impl Server {
         let line = server.wait_for_log("listening on http://", Duration::from_secs(30));
         let address = line.split("listening on http://").nth(1).unwrap().trim().to_owned();
         server.base = format!("http://{address}");
-        let client = reqwest::Client::new();
+        let client = http_client();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let ready = client
@@ -127,7 +134,7 @@ impl Server {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut request = reqwest::Client::new().request(method.parse().unwrap(), self.url(path));
+        let mut request = http_client().request(method.parse().unwrap(), self.url(path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -152,7 +159,7 @@ impl Server {
     ) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<> {
         let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}],
                                       "stream": true, "max_tokens": max_tokens, "temperature": 0});
-        let response = reqwest::Client::new()
+        let response = http_client()
             .post(self.url("/v1/chat/completions"))
             .json(&body)
             .send()
