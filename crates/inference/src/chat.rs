@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::InferenceError;
 use crate::stop::StopFilter;
+use crate::structured::{Grammars, OutputFormat};
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::utf8::Utf8Decoder;
 
@@ -101,6 +102,8 @@ pub struct GenerationRequest {
     pub seed: Option<u64>,
     /// Generation ends before the first occurrence of any of these strings, which are not emitted.
     pub stop: Vec<String>,
+    /// Free text, or JSON that must parse (and validate against a schema).
+    pub format: OutputFormat,
 }
 
 impl Default for GenerationRequest {
@@ -113,6 +116,7 @@ impl Default for GenerationRequest {
             top_p: 1.0,
             seed: None,
             stop: Vec::new(),
+            format: OutputFormat::Text,
         }
     }
 }
@@ -291,6 +295,7 @@ impl ChatModel {
             max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
             sampling,
             stop: request.stop,
+            format: request.format,
             events,
         };
         self.jobs.try_send(job).map_err(|error| match error {
@@ -438,6 +443,7 @@ struct Job {
     max_tokens: u32,
     sampling: Sampling,
     stop: Vec<String>,
+    format: OutputFormat,
     events: mpsc::Sender<GenerationEvent>,
 }
 
@@ -467,12 +473,20 @@ fn run_worker(
             return;
         }
     };
+    let grammars = match Grammars::new(model) {
+        Ok(grammars) => grammars,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
     let batch_size = context.n_batch() as usize;
     let mut worker = Worker {
         model,
         context,
         batch: LlamaBatch::new(batch_size, 1),
         batch_size,
+        grammars,
     };
     if ready.send(Ok(worker.context.n_ctx())).is_err() {
         return;
@@ -489,6 +503,7 @@ struct Worker<'model> {
     context: LlamaContext<'model>,
     batch: LlamaBatch<'static>,
     batch_size: usize,
+    grammars: Grammars,
 }
 
 impl Worker<'_> {
@@ -497,11 +512,19 @@ impl Worker<'_> {
         if job.events.is_closed() {
             return;
         }
+        // A schema that cannot be used fails the request before it starts, as a client error.
+        let constraint = match self.grammars.sampler(&job.format) {
+            Ok(constraint) => constraint,
+            Err(error) => {
+                job.send(GenerationEvent::Failed(error));
+                return;
+            }
+        };
         let prompt_tokens = u32::try_from(job.prompt.len()).unwrap_or(u32::MAX);
         if !job.send(GenerationEvent::Started { prompt_tokens }) {
             return;
         }
-        match self.generate(job) {
+        match self.generate(job, constraint) {
             Ok(Some((completion_tokens, finish_reason))) => {
                 job.send(GenerationEvent::Done(GenerationSummary {
                     prompt_tokens,
@@ -519,7 +542,11 @@ impl Worker<'_> {
 
     /// Decodes the prompt, then samples and streams tokens. Returns the completion token count and finish
     /// reason, or `None` if the client went away.
-    fn generate(&mut self, job: &Job) -> Result<Option<(u32, FinishReason)>, InferenceError> {
+    fn generate(
+        &mut self,
+        job: &Job,
+        constraint: Option<LlamaSampler>,
+    ) -> Result<Option<(u32, FinishReason)>, InferenceError> {
         self.context.clear_kv_cache();
         let last = job.prompt.len() - 1;
         for (chunk_index, chunk) in job.prompt.chunks(self.batch_size).enumerate() {
@@ -537,7 +564,11 @@ impl Worker<'_> {
 
         let model = self.model;
         let vocab = model.vocab();
-        let mut sampler = job.sampling.sampler();
+        // The constraint masks first, so sampling only ever picks among tokens that keep the output valid.
+        let mut sampler = match constraint {
+            Some(constraint) => LlamaSampler::chain_simple([constraint, job.sampling.sampler()]),
+            None => job.sampling.sampler(),
+        };
         let mut decoder = Utf8Decoder::default();
         let mut stops = StopFilter::new(&job.stop);
         let mut completion_tokens = 0;

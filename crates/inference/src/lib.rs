@@ -5,13 +5,14 @@
 //! and get plain text, token counts and vectors back.
 //!
 //! - [`ChatModel`] runs one GGUF model on a dedicated worker thread; requests queue FIFO and stream their text
-//!   over a tokio channel.
+//!   over a tokio channel; [`OutputFormat`] constrains a generation to JSON, optionally to a schema.
 //! - [`Embedder`] turns texts into L2-normalized sentence embeddings; it blocks, so async callers use
 //!   `spawn_blocking`.
 
 mod chat;
 mod embed;
 mod stop;
+mod structured;
 mod template;
 mod utf8;
 
@@ -22,6 +23,7 @@ pub use chat::{
     GenerationSummary,
 };
 pub use embed::{Embedder, EmbedderInfo, EmbedderOptions, Embeddings};
+pub use structured::OutputFormat;
 
 /// Everything that can go wrong loading a model or running it.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::Receiver;
 
 use inference::{
     ChatMessage, ChatModel, ChatModelOptions, FinishReason, GenerationEvent, GenerationRequest, GenerationSummary,
-    InferenceError,
+    InferenceError, OutputFormat,
 };
 
 const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -178,7 +178,7 @@ fn seeded_sampling_is_reproducible() {
         temperature: 1.0,
         top_p: 0.95,
         seed: Some(seed),
-        stop: Vec::new(),
+        ..GenerationRequest::default()
     };
     let first = run(model(), request(1234));
     let again = run(model(), request(1234));
@@ -375,4 +375,48 @@ fn a_corrupt_model_file_is_reported_as_such() {
         "{error}"
     );
     assert!(error.to_string().contains("run scripts/fetch-models"), "{error}");
+}
+
+#[test]
+fn a_schema_holds_the_output_to_valid_json() {
+    let _turn = take_turn();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "colour": {"enum": ["red", "green", "blue"]},
+            "seats": {"type": "integer", "minimum": 2, "maximum": 6},
+            "sku": {"type": "string", "pattern": "^SKU-[0-9]{4}$"}
+        },
+        "required": ["colour", "seats", "sku"],
+        "additionalProperties": false
+    });
+    let outcome = run(
+        model(),
+        GenerationRequest {
+            format: OutputFormat::JsonSchema(schema),
+            ..greedy("Describe a sofa.", 120)
+        },
+    );
+    assert_eq!(outcome.summary.finish_reason, FinishReason::Stop, "{}", outcome.text);
+    let value: serde_json::Value = serde_json::from_str(&outcome.text).expect("the output is JSON");
+    assert!(["red", "green", "blue"].contains(&value["colour"].as_str().unwrap()));
+    assert!((2..=6).contains(&value["seats"].as_i64().unwrap()));
+    let sku = value["sku"].as_str().unwrap();
+    assert!(sku.len() == 8 && sku.starts_with("SKU-") && sku[4..].bytes().all(|b| b.is_ascii_digit()));
+}
+
+#[test]
+fn a_schema_that_cannot_be_used_fails_before_the_generation_starts() {
+    let mut events = model()
+        .generate(GenerationRequest {
+            format: OutputFormat::JsonSchema(serde_json::json!({"type": "no-such-type"})),
+            ..greedy("hi", 5)
+        })
+        .expect("queued");
+    match events.blocking_recv() {
+        Some(GenerationEvent::Failed(InferenceError::InvalidRequest(message))) => {
+            assert!(message.contains("schema"), "{message}");
+        }
+        other => panic!("expected a failure first, got {other:?}"),
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use inference::{ChatModel, Embedder, GenerationEvent, GenerationRequest, InferenceError};
+use inference::{ChatModel, Embedder, GenerationEvent, GenerationRequest, InferenceError, OutputFormat};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ChatProvider, ChunkStream, EmbeddingOutput, EmbeddingProvider};
@@ -39,7 +39,8 @@ fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
     }
 }
 
-/// What the embedded engine can do with a request: plain-text chat with sampling settings. Anything else is
+/// What the embedded engine can do with a request: chat with sampling settings, as free text or as JSON held to
+/// a schema (`response_format`). Anything else is
 /// refused by name, so a client learns which parameter to drop rather than getting a silently different answer.
 fn generation_request(request: ChatCompletionRequest) -> Result<GenerationRequest, GatewayError> {
     let model = request.model.clone();
@@ -54,14 +55,28 @@ fn generation_request(request: ChatCompletionRequest) -> Result<GenerationReques
             "tool calling is not available on the embedded engine",
         ));
     }
-    if let Some(format) = &request.response_format
-        && format.get("type").and_then(|t| t.as_str()) != Some("text")
-    {
-        return Err(unsupported(
-            "response_format",
-            "only the 'text' response format is available on the embedded engine",
-        ));
-    }
+    let format = match &request.response_format {
+        None => OutputFormat::Text,
+        Some(format) => match format.get("type").and_then(|kind| kind.as_str()) {
+            Some("text") => OutputFormat::Text,
+            Some("json_object") => OutputFormat::JsonObject,
+            Some("json_schema") => match format.pointer("/json_schema/schema") {
+                Some(schema) => OutputFormat::JsonSchema(schema.clone()),
+                None => {
+                    return Err(GatewayError::invalid(
+                        "response_format.json_schema.schema",
+                        "a 'json_schema' response format needs 'json_schema.schema'",
+                    ));
+                }
+            },
+            _ => {
+                return Err(GatewayError::invalid(
+                    "response_format.type",
+                    "'response_format.type' must be 'text', 'json_object' or 'json_schema'",
+                ));
+            }
+        },
+    };
     if request.logprobs == Some(true) || request.top_logprobs.is_some() {
         return Err(unsupported(
             "logprobs",
@@ -154,6 +169,7 @@ fn generation_request(request: ChatCompletionRequest) -> Result<GenerationReques
         // Seeds are opaque bits: a negative seed is as good as any other.
         seed: request.seed.map(|seed| seed as u64),
         stop: request.stop.map(|stop| stop.into_vec()).unwrap_or_default(),
+        format,
     })
 }
 

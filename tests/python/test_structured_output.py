@@ -1,0 +1,213 @@
+"""Structured output on the embedded 135M model, through the official OpenAI SDK: 200 varied prompts and schemas
+(nested objects, arrays with item bounds, enums, patterns, bounded numbers, optional and nullable fields), and
+every answer parses as JSON and validates against its schema."""
+
+import itertools
+import json
+
+import jsonschema
+import openai
+import pytest
+
+CHAT_MODEL = "smollm2-135m-instruct"
+
+SCHEMAS = {
+    "product": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 60},
+            "price": {"type": "number", "minimum": 1, "maximum": 5000},
+            "in_stock": {"type": "boolean"},
+        },
+        "required": ["name", "price", "in_stock"],
+        "additionalProperties": False,
+    },
+    "rug": {
+        "type": "object",
+        "properties": {
+            "material": {"enum": ["wool", "jute", "cotton", "polypropylene"]},
+            "width_cm": {"type": "integer", "minimum": 60, "maximum": 400},
+            "length_cm": {"type": "integer", "minimum": 90, "maximum": 600},
+        },
+        "required": ["material", "width_cm", "length_cm"],
+        "additionalProperties": False,
+    },
+    "order": {
+        "type": "object",
+        "properties": {
+            "order_id": {"type": "string", "pattern": "^ORD-[0-9]{6}$"},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{3}$"},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 9},
+                    },
+                    "required": ["sku", "quantity"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["order_id", "items"],
+        "additionalProperties": False,
+    },
+    "person": {
+        "type": "object",
+        "properties": {
+            "first_name": {"type": "string", "minLength": 1, "maxLength": 30},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "email": {"type": ["string", "null"], "pattern": "^[a-z0-9.]+@[a-z0-9]+\\.[a-z]{2,4}$"},
+        },
+        "required": ["first_name", "age", "email"],
+        "additionalProperties": False,
+    },
+    "review": {
+        "type": "object",
+        "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "sentiment": {"enum": ["positive", "neutral", "negative"]},
+            "summary": {"type": "string", "maxLength": 80},
+        },
+        "required": ["rating", "sentiment", "summary"],
+        "additionalProperties": False,
+    },
+    "tags": {
+        "type": "object",
+        "properties": {
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 20},
+                "minItems": 2,
+                "maxItems": 4,
+            }
+        },
+        "required": ["tags"],
+        "additionalProperties": False,
+    },
+    "address": {
+        "type": "object",
+        "properties": {
+            "street": {"type": "string", "maxLength": 50},
+            "city": {"type": "string", "maxLength": 30},
+            "postcode": {"type": "string", "pattern": "^[0-9]{5}$"},
+            "country": {"enum": ["US", "DE", "FR", "GB", "NO"]},
+        },
+        "required": ["street", "city", "postcode", "country"],
+        "additionalProperties": False,
+    },
+    "room": {
+        "type": "object",
+        "properties": {
+            "room": {"enum": ["dining", "living", "bedroom", "office"]},
+            "dimensions": {
+                "type": "object",
+                "properties": {
+                    "width_m": {"type": "number", "minimum": 1.5, "maximum": 12},
+                    "depth_m": {"type": "number", "minimum": 1.5, "maximum": 12},
+                },
+                "required": ["width_m", "depth_m"],
+                "additionalProperties": False,
+            },
+            "budget_usd": {"type": "integer", "minimum": 50, "maximum": 10000},
+        },
+        "required": ["room", "dimensions", "budget_usd"],
+        "additionalProperties": False,
+    },
+    "answer": {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "integer", "minimum": -1000, "maximum": 1000},
+            "confident": {"type": "boolean"},
+        },
+        "required": ["answer", "confident"],
+        "additionalProperties": False,
+    },
+    "optional_fields": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 40},
+            "subtitle": {"type": "string", "maxLength": 40},
+            "year": {"type": "integer", "minimum": 1900, "maximum": 2030},
+        },
+        "required": ["title"],
+        "additionalProperties": False,
+    },
+}
+
+PROMPTS = [
+    "Describe a green velvet sofa for a small living room.",
+    "Give me details for an order of two lamps and a rug.",
+    "Tell me about a wool rug for a dining room under $200.",
+    "Summarize this review: the chair wobbles but looks great.",
+    "Invent a customer profile for our furniture store.",
+    "Where should we ship the oak table?",
+    "What is 17 times 3?",
+    "List a few keywords for a mid-century coffee table.",
+    "Plan furniture for a 3 by 4 metre office.",
+    "Make up a catalog entry for a bookshelf.",
+    "Describe the product in the photo: a blue armchair.",
+    "Answer in JSON: how many legs does a stool have?",
+    "Fill in the form for a new bed frame listing.",
+    "Return the data for a returned order.",
+    "Create an example record.",
+    "A shopper wants a rug for a hallway. Describe one.",
+    "Extract the fields from: Anna, 34, anna@example.com.",
+    "Rate this: delivery was late, product fine.",
+    "Describe a room makeover on a budget.",
+    "Give the details as JSON.",
+]
+
+# 10 schemas x 20 prompts = 200 cases; every fourth one samples (temperature 0.8, fixed seed), the rest are greedy.
+CASES = [
+    (schema_name, prompt, index % 4 == 3)
+    for index, (schema_name, prompt) in enumerate(itertools.product(SCHEMAS, PROMPTS))
+]
+assert len(CASES) == 200
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server["base_url"] + "/v1", api_key="unused-without-a-master-key", max_retries=0)
+
+
+@pytest.mark.parametrize(("schema_name", "prompt", "sampled"), CASES)
+def test_answers_validate_against_their_schema(client, schema_name, prompt, sampled):
+    schema = SCHEMAS[schema_name]
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": prompt}],
+        response_format={"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}},
+        max_tokens=400,
+        temperature=0.8 if sampled else 0,
+        seed=7,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop", choice.message.content
+    jsonschema.validate(json.loads(choice.message.content), schema)
+
+
+@pytest.mark.parametrize("prompt", ["Describe a lamp as JSON.", *PROMPTS[:4]])
+def test_json_object_mode_gives_an_object(client, prompt):
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": prompt}],
+        response_format={"type": "json_object"},
+        max_tokens=400,
+        temperature=0,
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(completion.choices[0].message.content), dict)
+
+
+def test_a_schema_that_cannot_be_used_is_a_client_error(client):
+    with pytest.raises(openai.BadRequestError) as invalid:
+        client.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": "Hi"}],
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "no-such-type"}}},
+            max_tokens=20,
+        )
+    assert "schema" in invalid.value.body["message"]
