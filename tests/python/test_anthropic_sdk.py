@@ -6,7 +6,7 @@ import pytest
 from conftest import start_flywheel
 
 CHAT_MODEL = "smollm2-135m-instruct"
-# The embedded engine has no tool calling; a fault model (which answers with a fixed reply) takes tools.
+# A fault model (which answers with a fixed reply) takes tools where a test needs a fixed answer.
 FAULT_MODEL = "fault-chat"
 CONFIG = """
 [[models]]
@@ -112,6 +112,21 @@ def test_tool_use_round_trip(client):
     assert streamed.content[0].text == answer.content[0].text
 
 
+def test_the_embedded_model_calls_tools(client):
+    called = client.messages.create(
+        model=CHAT_MODEL,
+        max_tokens=64,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "What is the weather in Oslo?"}],
+        extra_body=GREEDY,
+    )
+    assert called.stop_reason == "tool_use"
+    (use,) = [block for block in called.content if block.type == "tool_use"]
+    assert use.name == "get_weather"
+    assert isinstance(use.input["city"], str)
+
+
 def test_errors_are_anthropic_errors(client):
     with pytest.raises(anthropic.NotFoundError) as not_found:
         client.messages.create(model="no-such-model", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
@@ -124,13 +139,6 @@ def test_errors_are_anthropic_errors(client):
         )
     assert top_k.value.body["error"]["type"] == "invalid_request_error"
     assert "top_k" in top_k.value.body["error"]["message"]
-
-    # The embedded engine cannot call tools, and says so.
-    with pytest.raises(anthropic.BadRequestError) as tools:
-        client.messages.create(
-            model=CHAT_MODEL, max_tokens=8, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "Hi"}]
-        )
-    assert "tool" in tools.value.body["error"]["message"]
 
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])

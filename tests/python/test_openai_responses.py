@@ -10,8 +10,8 @@ import pytest
 from conftest import start_flywheel
 
 CHAT_MODEL = "smollm2-135m-instruct"
-# The embedded engine has no tool calling yet; a fault deployment that calls the offered tool stands in for a
-# model that does, so the Responses translation of tool calls is exercised end to end.
+# A fault deployment that calls the offered tool gives fixed calls and replies, so the Responses translation of
+# tool calls is checked exactly; the embedded model's own calls are tested in test_structured_output.py.
 TOOL_MODEL = "fault-tools"
 CONFIG = """
 [[models]]

@@ -211,3 +211,48 @@ def test_a_schema_that_cannot_be_used_is_a_client_error(client):
             max_tokens=20,
         )
     assert "schema" in invalid.value.body["message"]
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("tool_choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_the_embedded_model_calls_tools_with_valid_arguments(client, tool_choice):
+    question = {"role": "user", "content": "What is the weather in Oslo?"}
+    first = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[question], tools=[WEATHER_TOOL], tool_choice=tool_choice, temperature=0,
+        max_tokens=100,
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+    # The result goes back as a tool message; with `auto` the model may answer in text or call again, and
+    # either way the answer is well-formed.
+    second = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[question, choice.message, {"role": "tool", "tool_call_id": call.id, "content": "12 C, cloudy"}],
+        tools=[WEATHER_TOOL],
+        temperature=0,
+        max_tokens=200,
+    )
+    answer = second.choices[0]
+    assert answer.finish_reason in ("stop", "tool_calls")
+    if answer.finish_reason == "stop":
+        assert answer.message.content
+    else:
+        jsonschema.validate(json.loads(answer.message.tool_calls[0].function.arguments),
+                            WEATHER_TOOL["function"]["parameters"])

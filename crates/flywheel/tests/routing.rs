@@ -674,18 +674,24 @@ upstream_model = "all-minilm-l6-v2"
     );
 
     // What the upstream refuses reaches the client as the upstream said it, with a 400.
-    let mut with_tools = question.clone();
-    with_tools["tools"] = json!([{"type": "function", "function": {"name": "lookup"}}]);
+    let mut with_logprobs = question.clone();
+    with_logprobs["logprobs"] = json!(true);
     let response = client
         .post(gateway.url("/v1/chat/completions"))
-        .json(&with_tools)
+        .json(&with_logprobs)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "upstream_rejected");
-    assert!(error["error"]["message"].as_str().unwrap().contains("tool"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("log probabilities"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The embedded engine as a provider: chat models and sentence embedders running in this process on the CPU.
 
+mod tools;
+
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -11,8 +13,9 @@ use super::{ChatProvider, ChunkStream, EmbeddingOutput, EmbeddingProvider};
 use crate::GatewayError;
 use crate::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta, EmbeddingInput, EmbeddingRequest,
-    MessageContent, Usage,
+    FunctionCallDelta, MessageContent, ToolCallDelta, Usage,
 };
+use tools::{ToolAnswer, ToolPlan};
 
 pub(crate) struct EmbeddedChat {
     model: Arc<ChatModel>,
@@ -42,20 +45,27 @@ fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
 /// What the embedded engine can do with a request: chat with sampling settings, as free text or as JSON held to
 /// a schema (`response_format`). Anything else is
 /// refused by name, so a client learns which parameter to drop rather than getting a silently different answer.
-fn generation_request(request: ChatCompletionRequest) -> Result<GenerationRequest, GatewayError> {
+fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationRequest, Option<ToolPlan>), GatewayError> {
     let model = request.model.clone();
     let unsupported = |param: &str, reason: &str| GatewayError::UnsupportedParameter {
         param: param.to_owned(),
         model: model.clone(),
         reason: reason.to_owned(),
     };
-    if request.tools.as_ref().is_some_and(|tools| !tools.is_empty()) || request.functions.is_some() {
+    if request.functions.is_some() || request.function_call.is_some() {
         return Err(unsupported(
-            "tools",
-            "tool calling is not available on the embedded engine",
+            "functions",
+            "the legacy 'functions' parameter is not available on the embedded engine; use 'tools'",
         ));
     }
+    let tool_plan = tools::plan(&request)?;
     let format = match &request.response_format {
+        _ if tool_plan.is_some() && response_format_is_json(&request) => {
+            return Err(unsupported(
+                "response_format",
+                "a JSON response format cannot be combined with tools on the embedded engine",
+            ));
+        }
         None => OutputFormat::Text,
         Some(format) => match format.get("type").and_then(|kind| kind.as_str()) {
             Some("text") => OutputFormat::Text,
@@ -113,23 +123,24 @@ fn generation_request(request: ChatCompletionRequest) -> Result<GenerationReques
     let mut messages = Vec::with_capacity(request.messages.len());
     for (index, message) in request.messages.into_iter().enumerate() {
         let param = format!("messages[{index}]");
+        if let Some((role, content)) = tools::message_as_text(&message) {
+            messages.push(inference::ChatMessage {
+                role: role.to_owned(),
+                content,
+            });
+            continue;
+        }
         let role = match message.role.as_str() {
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
             _ => {
-                return Err(unsupported(
-                    &param,
-                    "tool messages need tool calling, not available on the embedded engine",
+                return Err(GatewayError::invalid(
+                    &format!("{param}.role"),
+                    "a message's role must be system, developer, user, assistant or tool",
                 ));
             }
         };
-        if message.tool_calls.is_some() {
-            return Err(unsupported(
-                &param,
-                "tool calls are not available on the embedded engine",
-            ));
-        }
         let content = match message.content {
             Some(MessageContent::Text(text)) => text,
             Some(MessageContent::Parts(parts)) => {
@@ -154,11 +165,29 @@ fn generation_request(request: ChatCompletionRequest) -> Result<GenerationReques
             content,
         });
     }
+    let format = match &tool_plan {
+        Some(plan) => {
+            match messages.first_mut() {
+                Some(first) if first.role == "system" => {
+                    first.content = format!("{}\n\n{}", first.content, plan.instructions);
+                }
+                _ => messages.insert(
+                    0,
+                    inference::ChatMessage {
+                        role: "system".to_owned(),
+                        content: plan.instructions.clone(),
+                    },
+                ),
+            }
+            OutputFormat::JsonSchema(plan.schema.clone())
+        }
+        None => format,
+    };
     let temperature = request.temperature.unwrap_or(1.0);
     let top_p = request.top_p.unwrap_or(1.0);
     // top_p = 0 keeps only the most likely token: the same as greedy decoding.
     let (temperature, top_p) = if top_p == 0.0 { (0.0, 1.0) } else { (temperature, top_p) };
-    Ok(GenerationRequest {
+    let generation = GenerationRequest {
         messages,
         max_tokens: request
             .max_completion_tokens
@@ -170,7 +199,62 @@ fn generation_request(request: ChatCompletionRequest) -> Result<GenerationReques
         seed: request.seed.map(|seed| seed as u64),
         stop: request.stop.map(|stop| stop.into_vec()).unwrap_or_default(),
         format,
-    })
+    };
+    Ok((generation, tool_plan))
+}
+
+fn response_format_is_json(request: &ChatCompletionRequest) -> bool {
+    request
+        .response_format
+        .as_ref()
+        .and_then(|format| format.get("type"))
+        .is_some_and(|kind| kind != "text")
+}
+
+/// The chunks that carry a finished tool-mode answer: one function call, or its text.
+fn tool_answer_chunks(model: &str, answer: ToolAnswer, length_cut: bool) -> Vec<ChatCompletionChunk> {
+    match answer {
+        ToolAnswer::Call { name, arguments } => {
+            let call = ToolCallDelta {
+                index: 0,
+                id: Some(format!("call_{}", uuid::Uuid::new_v4().simple())),
+                kind: Some("function".to_owned()),
+                function: Some(FunctionCallDelta {
+                    name: Some(name),
+                    arguments: Some(arguments),
+                }),
+            };
+            vec![
+                chunk(
+                    model,
+                    Delta {
+                        tool_calls: Some(vec![call]),
+                        ..Delta::default()
+                    },
+                    None,
+                    None,
+                ),
+                chunk(model, Delta::default(), Some("tool_calls".to_owned()), None),
+            ]
+        }
+        ToolAnswer::Text(text) => vec![
+            chunk(
+                model,
+                Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                },
+                None,
+                None,
+            ),
+            chunk(
+                model,
+                Delta::default(),
+                Some(if length_cut { "length" } else { "stop" }.to_owned()),
+                None,
+            ),
+        ],
+    }
 }
 
 fn chunk(model: &str, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> ChatCompletionChunk {
@@ -216,7 +300,7 @@ impl ChatProvider for EmbeddedChat {
         Box::pin(async move {
             let name = self.model.info().name.clone();
             let model = request.model.clone();
-            let request = generation_request(request)?;
+            let (request, tool_plan) = generation_request(request)?;
             let receiver = self
                 .model
                 .generate(request)
@@ -233,13 +317,33 @@ impl ChatProvider for EmbeddedChat {
                 }
                 Some(_) => {}
             }
+            let tool_mode = tool_plan.is_some();
             let chunks = async_stream::stream! {
                 yield Ok(chunk(&model, Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() }, None, None));
+                // A tool-mode answer is JSON saying whether it is a call: it is read whole before it is sent.
+                let mut held = String::new();
                 while let Some(event) = events.next().await {
                     match event {
                         GenerationEvent::Started { .. } => {}
+                        GenerationEvent::Text(text) if tool_mode => held.push_str(&text),
                         GenerationEvent::Text(text) => {
                             yield Ok(chunk(&model, Delta { content: Some(text), ..Delta::default() }, None, None));
+                        }
+                        GenerationEvent::Done(summary) if tool_mode => {
+                            let length_cut = summary.finish_reason.as_str() == "length";
+                            match tools::read_answer(&held) {
+                                Ok(answer) => {
+                                    for piece in tool_answer_chunks(&model, answer, length_cut) {
+                                        yield Ok(piece);
+                                    }
+                                }
+                                Err(error) => {
+                                    yield Err(error);
+                                    return;
+                                }
+                            }
+                            yield Ok(chunk(&model, Delta::default(), None, Some(Usage::new(summary.prompt_tokens, summary.completion_tokens))));
+                            return;
                         }
                         GenerationEvent::Done(summary) => {
                             yield Ok(chunk(&model, Delta::default(), Some(summary.finish_reason.as_str().to_owned()), None));
