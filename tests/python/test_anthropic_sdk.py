@@ -77,6 +77,17 @@ def test_streaming_text(client):
     assert final.usage.output_tokens > 0
 
 
+def test_top_k_samples_among_the_likeliest_tokens(client):
+    message = client.messages.create(
+        model=CHAT_MODEL,
+        max_tokens=16,
+        messages=[{"role": "user", "content": "Name a colour."}],
+        # This SDK version no longer takes sampling arguments; the API still does.
+        extra_body={"top_k": 5, "temperature": 0.8},
+    )
+    assert message.content[0].text.strip()
+
+
 def test_count_tokens(client):
     short = client.messages.count_tokens(model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}])
     long = client.messages.count_tokens(
@@ -133,12 +144,15 @@ def test_errors_are_anthropic_errors(client):
     assert not_found.value.body["error"]["type"] == "not_found_error"
     assert "no-such-model" in not_found.value.body["error"]["message"]
 
-    with pytest.raises(anthropic.BadRequestError) as top_k:
+    with pytest.raises(anthropic.BadRequestError) as thinking:
         client.messages.create(
-            model=CHAT_MODEL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}], extra_body={"top_k": 5}
+            model=CHAT_MODEL,
+            max_tokens=8,
+            messages=[{"role": "user", "content": "Hi"}],
+            extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}},
         )
-    assert top_k.value.body["error"]["type"] == "invalid_request_error"
-    assert "top_k" in top_k.value.body["error"]["message"]
+    assert thinking.value.body["error"]["type"] == "invalid_request_error"
+    assert "thinking" in thinking.value.body["error"]["message"]
 
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])

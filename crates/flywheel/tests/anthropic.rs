@@ -438,7 +438,8 @@ async fn anthropic_clients_and_the_anthropic_provider_work_over_http() {
         ),
         (
             MASTER,
-            json!({"model": "fast", "max_tokens": 5, "messages": [ask.clone()], "top_k": 5}),
+            json!({"model": "fast", "max_tokens": 5, "messages": [ask.clone()],
+                   "thinking": {"type": "enabled", "budget_tokens": 1024}}),
             400,
             "invalid_request_error",
         ),

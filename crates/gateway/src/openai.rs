@@ -75,6 +75,15 @@ pub struct ChatCompletionRequest {
     pub prompt_cache_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_identifier: Option<String>,
+    /// Sampling beyond OpenAI's, under the names vLLM and llama.cpp's server take: keep the `top_k` likeliest
+    /// tokens, drop those below `min_p` times the likeliest, and divide the scores of recent tokens by
+    /// `repetition_penalty`. Forwarded as they came to an OpenAI-compatible upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
 }
 
 /// `stream_options` of a chat request.

@@ -98,6 +98,14 @@ pub struct GenerationRequest {
     pub temperature: f32,
     /// Nucleus sampling mass in (0, 1]; 1 disables it. Ignored when `temperature` is 0.
     pub top_p: f32,
+    /// Keep only the `top_k` likeliest tokens before sampling; `None` keeps all. Ignored when greedy.
+    pub top_k: Option<u32>,
+    /// Drop tokens less likely than `min_p` times the likeliest, in [0, 1]; `None` or 0 drops none. Ignored
+    /// when greedy.
+    pub min_p: Option<f32>,
+    /// Divide the scores of the last 64 tokens by this (above 1 discourages repeating them); `None` or 1 is
+    /// none. Applies to greedy decoding too.
+    pub repetition_penalty: Option<f32>,
     /// Seed for sampling; the same seed and request give the same text. `None` draws a random seed.
     pub seed: Option<u64>,
     /// Generation ends before the first occurrence of any of these strings, which are not emitted.
@@ -114,6 +122,9 @@ impl Default for GenerationRequest {
             max_tokens: None,
             temperature: 1.0,
             top_p: 1.0,
+            top_k: None,
+            min_p: None,
+            repetition_penalty: None,
             seed: None,
             stop: Vec::new(),
             format: OutputFormat::Text,
@@ -375,19 +386,53 @@ fn validate_messages(messages: &[ChatMessage]) -> Result<(), InferenceError> {
 
 /// How to pick each token.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Sampling {
-    Greedy,
-    Random { temperature: f32, top_p: f32, seed: u32 },
+struct Sampling {
+    /// The repetition penalty, when there is one.
+    penalty: Option<f32>,
+    choice: Choice,
 }
+
+/// How the token is chosen once scores are adjusted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Choice {
+    Greedy,
+    Random {
+        temperature: f32,
+        top_p: f32,
+        top_k: Option<u32>,
+        min_p: Option<f32>,
+        seed: u32,
+    },
+}
+
+/// The recent tokens a repetition penalty looks back over.
+const PENALTY_WINDOW: i32 = 64;
 
 impl Sampling {
     fn from_request(request: &GenerationRequest) -> Result<Sampling, InferenceError> {
         let GenerationRequest {
             temperature,
             top_p,
+            top_k,
+            min_p,
+            repetition_penalty,
             seed,
             ..
         } = *request;
+        if top_k == Some(0) {
+            return Err(InferenceError::InvalidRequest("top_k must be at least 1".to_owned()));
+        }
+        if let Some(min_p) = min_p.filter(|min_p| !(0.0..=1.0).contains(min_p)) {
+            return Err(InferenceError::InvalidRequest(format!(
+                "min_p must be in [0, 1], not {min_p}"
+            )));
+        }
+        if let Some(penalty) = repetition_penalty.filter(|penalty| !(penalty.is_finite() && *penalty > 0.0)) {
+            return Err(InferenceError::InvalidRequest(format!(
+                "repetition_penalty must be above 0, not {penalty}"
+            )));
+        }
+        let penalty = repetition_penalty.filter(|penalty| *penalty != 1.0);
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(InferenceError::InvalidRequest(format!(
                 "temperature must be 0 or more, not {temperature}"
@@ -399,7 +444,10 @@ impl Sampling {
             )));
         }
         if temperature == 0.0 {
-            return Ok(Sampling::Greedy);
+            return Ok(Sampling {
+                penalty,
+                choice: Choice::Greedy,
+            });
         }
         let seed = match seed {
             None => RANDOM_SEED,
@@ -409,30 +457,49 @@ impl Sampling {
                 folded => folded,
             },
         };
-        Ok(Sampling::Random {
-            temperature,
-            top_p,
-            seed,
+        Ok(Sampling {
+            penalty,
+            choice: Choice::Random {
+                temperature,
+                top_p,
+                top_k,
+                min_p: min_p.filter(|min_p| *min_p > 0.0),
+                seed,
+            },
         })
     }
 
-    fn sampler(self) -> LlamaSampler {
-        match self {
-            Sampling::Greedy => LlamaSampler::greedy(),
-            // Temperature before top_p, as OpenAI defines them: the nucleus is taken from the tempered distribution.
-            Sampling::Random {
+    /// The sampler chain: the penalty first (it adjusts scores), then the choice. `n_vocab` sizes the penalty.
+    fn sampler(self, n_vocab: i32) -> LlamaSampler {
+        let mut chain = Vec::new();
+        if let Some(penalty) = self.penalty {
+            chain.push(LlamaSampler::penalties(n_vocab, PENALTY_WINDOW, penalty, 0.0, 0.0));
+        }
+        match self.choice {
+            Choice::Greedy => chain.push(LlamaSampler::greedy()),
+            // Temperature before top_p, as OpenAI defines them: the nucleus is taken from the tempered
+            // distribution; top_k cuts first and min_p last, as in llama.cpp's own order.
+            Choice::Random {
                 temperature,
                 top_p,
+                top_k,
+                min_p,
                 seed,
             } => {
-                let mut chain = vec![LlamaSampler::temp(temperature)];
+                if let Some(top_k) = top_k {
+                    chain.push(LlamaSampler::top_k(i32::try_from(top_k).unwrap_or(i32::MAX)));
+                }
+                chain.push(LlamaSampler::temp(temperature));
                 if top_p < 1.0 {
                     chain.push(LlamaSampler::top_p(top_p, 1));
                 }
+                if let Some(min_p) = min_p {
+                    chain.push(LlamaSampler::min_p(min_p, 1));
+                }
                 chain.push(LlamaSampler::dist(seed));
-                LlamaSampler::chain_simple(chain)
             }
         }
+        LlamaSampler::chain_simple(chain)
     }
 }
 
@@ -566,8 +633,8 @@ impl Worker<'_> {
         let vocab = model.vocab();
         // The constraint masks first, so sampling only ever picks among tokens that keep the output valid.
         let mut sampler = match constraint {
-            Some(constraint) => LlamaSampler::chain_simple([constraint, job.sampling.sampler()]),
-            None => job.sampling.sampler(),
+            Some(constraint) => LlamaSampler::chain_simple([constraint, job.sampling.sampler(model.n_vocab())]),
+            None => job.sampling.sampler(model.n_vocab()),
         };
         let mut decoder = Utf8Decoder::default();
         let mut stops = StopFilter::new(&job.stop);
@@ -645,15 +712,52 @@ mod tests {
     fn temperature_zero_is_greedy_whatever_the_other_parameters() {
         assert_eq!(
             Sampling::from_request(&request(0.0, 0.5, Some(7))).unwrap(),
-            Sampling::Greedy
+            Sampling {
+                penalty: None,
+                choice: Choice::Greedy
+            }
         );
     }
 
     #[test]
+    fn extra_sampling_parameters_are_checked_and_kept() {
+        let with = |top_k, min_p, repetition_penalty| GenerationRequest {
+            top_k,
+            min_p,
+            repetition_penalty,
+            ..request(0.8, 1.0, Some(1))
+        };
+        let sampling = Sampling::from_request(&with(Some(40), Some(0.05), Some(1.1))).unwrap();
+        assert_eq!(sampling.penalty, Some(1.1));
+        assert!(matches!(
+            sampling.choice,
+            Choice::Random {
+                top_k: Some(40),
+                min_p: Some(_),
+                ..
+            }
+        ));
+        // A penalty of 1 and min_p of 0 change nothing, so they are dropped.
+        let neutral = Sampling::from_request(&with(None, Some(0.0), Some(1.0))).unwrap();
+        assert_eq!(neutral.penalty, None);
+        assert!(matches!(neutral.choice, Choice::Random { min_p: None, .. }));
+        for bad in [
+            with(Some(0), None, None),
+            with(None, Some(1.5), None),
+            with(None, None, Some(0.0)),
+        ] {
+            assert!(matches!(
+                Sampling::from_request(&bad),
+                Err(InferenceError::InvalidRequest(_))
+            ));
+        }
+    }
+
+    #[test]
     fn seeds_are_folded_to_32_bits_and_never_mean_random() {
-        let seed_of = |seed| match Sampling::from_request(&request(0.8, 0.9, seed)).unwrap() {
-            Sampling::Random { seed, .. } => seed,
-            Sampling::Greedy => unreachable!("temperature is not 0"),
+        let seed_of = |seed| match Sampling::from_request(&request(0.8, 0.9, seed)).unwrap().choice {
+            Choice::Random { seed, .. } => seed,
+            Choice::Greedy => unreachable!("temperature is not 0"),
         };
         assert_eq!(seed_of(None), RANDOM_SEED);
         assert_eq!(seed_of(Some(42)), 42);

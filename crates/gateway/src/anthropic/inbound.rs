@@ -20,8 +20,9 @@ use crate::provider::estimate_tokens;
 /// model still learns that the tool failed.
 pub(crate) const TOOL_ERROR_PREFIX: &str = "Error: ";
 
-/// A Messages request as an OpenAI chat request. Refuses what has no OpenAI equivalent (`top_k`, extended
-/// thinking, server tools, images inside tool results) with an error naming the field.
+/// A Messages request as an OpenAI chat request (`top_k` under the name vLLM and llama.cpp take). Refuses what
+/// has no OpenAI equivalent (extended thinking, server tools, images inside tool results) with an error naming
+/// the field.
 pub(crate) fn request_to_openai(request: MessagesRequest) -> Result<ChatCompletionRequest, GatewayError> {
     let MessagesRequest {
         model,
@@ -40,14 +41,6 @@ pub(crate) fn request_to_openai(request: MessagesRequest) -> Result<ChatCompleti
         cache_control: _,
         service_tier: _,
     } = request;
-    if top_k.is_some() {
-        return Err(GatewayError::UnsupportedParameter {
-            param: "top_k".to_owned(),
-            model,
-            reason: "the gateway's providers take top_p, not top_k; use 'top_p' or leave sampling at its default"
-                .to_owned(),
-        });
-    }
     let thinking_type = thinking
         .as_ref()
         .map(|thinking| thinking.get("type").and_then(|kind| kind.as_str()).unwrap_or_default());
@@ -92,6 +85,7 @@ pub(crate) fn request_to_openai(request: MessagesRequest) -> Result<ChatCompleti
         max_tokens: Some(i64::from(max_tokens)),
         temperature,
         top_p,
+        top_k: top_k.map(i64::from),
         stop: stop_sequences.map(StopSequences::Many),
         user: metadata.and_then(|metadata| metadata.user_id),
         tools,
@@ -607,7 +601,6 @@ mod tests {
     #[test]
     fn refuses_what_has_no_openai_equivalent() {
         for (body, param) in [
-            (json!({"top_k": 5}), "top_k"),
             (
                 json!({"thinking": {"type": "enabled", "budget_tokens": 1024}}),
                 "thinking",

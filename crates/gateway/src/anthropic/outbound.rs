@@ -51,7 +51,10 @@ pub(crate) fn request_from_openai(request: ChatCompletionRequest) -> Result<Mess
         system,
         temperature: request.temperature,
         top_p: request.top_p,
-        top_k: None,
+        top_k: request
+            .top_k
+            .map(|top_k| u32::try_from(top_k).map_err(|_| GatewayError::invalid("top_k", "'top_k' must be at least 1")))
+            .transpose()?,
         stop_sequences: request.stop.map(crate::openai::StopSequences::into_vec),
         stream: request.stream,
         tools,
@@ -88,10 +91,17 @@ fn refuse_unsupported(request: &ChatCompletionRequest) -> Result<(), GatewayErro
     for (param, value) in [
         ("frequency_penalty", request.frequency_penalty),
         ("presence_penalty", request.presence_penalty),
+        (
+            "repetition_penalty",
+            request.repetition_penalty.map(|penalty| penalty - 1.0),
+        ),
     ] {
         if value.is_some_and(|v| v != 0.0) {
             return Err(unsupported(param, "Anthropic models take no penalties"));
         }
+    }
+    if request.min_p.is_some_and(|min_p| min_p > 0.0) {
+        return Err(unsupported("min_p", "Anthropic models take top_p and top_k, not min_p"));
     }
     if request.temperature.is_some_and(|t| t > 1.0) {
         return Err(unsupported(

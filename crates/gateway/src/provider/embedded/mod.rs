@@ -195,6 +195,12 @@ fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationReque
             .and_then(|n| u32::try_from(n).ok()),
         temperature: temperature as f32,
         top_p: top_p as f32,
+        // An out-of-range top_k saturates; the engine checks the rest.
+        top_k: request
+            .top_k
+            .map(|top_k| u32::try_from(top_k.max(0)).unwrap_or(u32::MAX)),
+        min_p: request.min_p.map(|min_p| min_p as f32),
+        repetition_penalty: request.repetition_penalty.map(|penalty| penalty as f32),
         // Seeds are opaque bits: a negative seed is as good as any other.
         seed: request.seed.map(|seed| seed as u64),
         stop: request.stop.map(|stop| stop.into_vec()).unwrap_or_default(),
