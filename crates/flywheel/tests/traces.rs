@@ -86,14 +86,21 @@ async fn tls_receiver(dir: &std::path::Path) -> (String, std::path::PathBuf, Arc
             .expect("the openssl command");
         assert!(status.success(), "openssl {args:?}");
     };
-    let subject_ca = ["-subj", "/CN=flywheel test CA"];
     run(&[
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-        ][..],
-        &subject_ca,
-    ]
-    .concat());
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=flywheel test CA",
+    ]);
     run(&[
         "req",
         "-newkey",
@@ -162,6 +169,19 @@ async fn tls_receiver(dir: &std::path::Path) -> (String, std::path::PathBuf, Arc
     (base, dir.join("ca.pem"), spans)
 }
 
+/// One embeddings call, which must succeed: a model call that becomes one span.
+async fn embed_velvet_sofa(server: &Server) {
+    let (status, _) = server
+        .call(
+            None,
+            "POST",
+            "/v1/embeddings",
+            Some(json!({"model": "all-minilm-l6-v2", "input": "velvet sofa"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
 async fn wait_for_spans(spans: &Mutex<Vec<Value>>, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -206,15 +226,7 @@ async fn model_calls_are_exported_as_gen_ai_spans() {
         )
         .await;
     assert_eq!(status, 404);
-    let (status, _) = server
-        .call(
-            None,
-            "POST",
-            "/v1/embeddings",
-            Some(json!({"model": "all-minilm-l6-v2", "input": "velvet sofa"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    embed_velvet_sofa(&server).await;
 
     let spans = wait_for_spans(&spans, 3).await;
     let chat = spans
@@ -277,15 +289,7 @@ async fn an_https_collector_receives_spans_when_its_ca_is_trusted() {
         ],
     )
     .await;
-    let (status, _) = server
-        .call(
-            None,
-            "POST",
-            "/v1/embeddings",
-            Some(json!({"model": "all-minilm-l6-v2", "input": "velvet sofa"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    embed_velvet_sofa(&server).await;
     let spans = wait_for_spans(&spans, 1).await;
     assert_eq!(spans[0]["name"], "embeddings all-minilm-l6-v2");
 }

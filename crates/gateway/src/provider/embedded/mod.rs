@@ -42,9 +42,9 @@ fn to_gateway_error(model: &str, error: InferenceError) -> GatewayError {
     }
 }
 
-/// What the embedded engine can do with a request: chat with sampling settings, as free text or as JSON held to
-/// a schema (`response_format`). Anything else is
-/// refused by name, so a client learns which parameter to drop rather than getting a silently different answer.
+/// What the embedded engine can do with a request: chat with sampling settings, as free text, as JSON held to a
+/// schema (`response_format`), or as a call of one of its tools. Anything else is refused by name, so a client
+/// learns which parameter to drop rather than getting a silently different answer.
 fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationRequest, Option<ToolPlan>), GatewayError> {
     let model = request.model.clone();
     let unsupported = |param: &str, reason: &str| GatewayError::UnsupportedParameter {
@@ -60,12 +60,6 @@ fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationReque
     }
     let tool_plan = tools::plan(&request)?;
     let format = match &request.response_format {
-        _ if tool_plan.is_some() && response_format_is_json(&request) => {
-            return Err(unsupported(
-                "response_format",
-                "a JSON response format cannot be combined with tools on the embedded engine",
-            ));
-        }
         None => OutputFormat::Text,
         Some(format) => match format.get("type").and_then(|kind| kind.as_str()) {
             Some("text") => OutputFormat::Text,
@@ -87,6 +81,12 @@ fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationReque
             }
         },
     };
+    if tool_plan.is_some() && format != OutputFormat::Text {
+        return Err(unsupported(
+            "response_format",
+            "a JSON response format cannot be combined with tools on the embedded engine",
+        ));
+    }
     if request.logprobs == Some(true) || request.top_logprobs.is_some() {
         return Err(unsupported(
             "logprobs",
@@ -207,14 +207,6 @@ fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationReque
         format,
     };
     Ok((generation, tool_plan))
-}
-
-fn response_format_is_json(request: &ChatCompletionRequest) -> bool {
-    request
-        .response_format
-        .as_ref()
-        .and_then(|format| format.get("type"))
-        .is_some_and(|kind| kind != "text")
 }
 
 /// The chunks that carry a finished tool-mode answer: one function call, or its text.
