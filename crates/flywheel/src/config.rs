@@ -45,6 +45,13 @@ pub struct UpArgs {
     /// Context window of the embedded chat model, in tokens [default: 4096]
     #[arg(long, env = "FLYWHEEL_CONTEXT_LENGTH")]
     context_length: Option<u32>,
+    /// Requests the embedded chat model decodes together [default: 16]
+    #[arg(long, env = "FLYWHEEL_MAX_SEQUENCES")]
+    max_sequences: Option<usize>,
+    /// KV cache of the embedded chat model in tokens, shared by the requests it runs: its memory cap
+    /// [default: 8192, at least the context length]
+    #[arg(long, env = "FLYWHEEL_KV_CACHE_TOKENS")]
+    kv_cache_tokens: Option<u32>,
     /// Master key: when set, every request needs a key (this one, or a tenant's virtual key) and the admin API
     /// needs this one [default: none, auth off for local use]
     #[arg(long, env = "FLYWHEEL_MASTER_KEY", hide_env_values = true)]
@@ -77,6 +84,8 @@ struct FileConfig {
     catalog: Option<PathBuf>,
     threads: Option<usize>,
     context_length: Option<u32>,
+    max_sequences: Option<usize>,
+    kv_cache_tokens: Option<u32>,
     max_body_bytes: Option<usize>,
     master_key: Option<String>,
     otlp_endpoint: Option<String>,
@@ -101,6 +110,10 @@ pub struct Settings {
     pub catalog: Option<PathBuf>,
     pub threads: usize,
     pub context_length: u32,
+    /// Requests the embedded chat model decodes together.
+    pub max_sequences: usize,
+    /// The embedded chat model's KV cache, in tokens.
+    pub kv_cache_tokens: u32,
     pub max_body_bytes: usize,
     pub master_key: Option<String>,
     /// Where to export traces (OTLP over HTTP), if anywhere.
@@ -152,6 +165,22 @@ impl Settings {
                 "context_length must be at least 64 tokens".to_owned(),
             ));
         }
+        let max_sequences = args.max_sequences.or(file.max_sequences).unwrap_or(16);
+        if !(1..=256).contains(&max_sequences) {
+            return Err(ConfigError::Invalid(
+                "max_sequences must be between 1 and 256".to_owned(),
+            ));
+        }
+        let kv_cache_tokens = args
+            .kv_cache_tokens
+            .or(file.kv_cache_tokens)
+            .unwrap_or(context_length.max(8192));
+        if kv_cache_tokens < context_length {
+            return Err(ConfigError::Invalid(format!(
+                "kv_cache_tokens ({kv_cache_tokens}) must be at least context_length ({context_length}): one \
+                 request must fit the cache"
+            )));
+        }
         let listen = match args.listen.or(file.listen) {
             Some(listen) => listen,
             None => DEFAULT_LISTEN
@@ -167,6 +196,8 @@ impl Settings {
             catalog: args.catalog.or(file.catalog),
             threads,
             context_length,
+            max_sequences,
+            kv_cache_tokens,
             max_body_bytes: file.max_body_bytes.unwrap_or(4 * 1024 * 1024),
             master_key: match args.master_key.or(file.master_key) {
                 Some(key) if key.trim().len() < 16 => {

@@ -140,6 +140,8 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, chat_path: PathBu
     let chat_options = inference::ChatModelOptions {
         threads: settings.threads,
         context_length: settings.context_length,
+        max_sequences: settings.max_sequences,
+        kv_cache_tokens: settings.kv_cache_tokens,
         ..inference::ChatModelOptions::default()
     };
     load_model_in_background(
@@ -148,7 +150,12 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, chat_path: PathBu
         chat_path,
         move |path| {
             let model = inference::ChatModel::load(path, chat_options)?;
-            Ok((format!("context {} tokens", model.info().context_length), model))
+            let info = model.info();
+            let summary = format!(
+                "context {} tokens, {} sequences in a {}-token KV cache",
+                info.context_length, info.max_sequences, info.kv_cache_tokens
+            );
+            Ok((summary, model))
         },
         Gateway::serve_embedded_chat,
     );

@@ -166,6 +166,16 @@ async fn chat_streaming_embeddings_errors_metrics_and_ledger() {
     assert!(metrics.contains(&format!(
         "flywheel_model_tokens_total{{model=\"{CHAT_MODEL}\",direction=\"output\"}}"
     )));
+    // The embedded engine's own series, sampled once a second from the moment the model is loaded.
+    for series in [
+        "flywheel_engine_running_requests",
+        "flywheel_engine_tokens_decoded_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("{series}{{model=\"{CHAT_MODEL}\"}}")),
+            "{series}: {metrics}"
+        );
+    }
 
     // Clean shutdown, then every call is in the ledger.
     let status = server.terminate();

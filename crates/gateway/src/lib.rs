@@ -261,6 +261,8 @@ impl Gateway {
 
     /// Serves `id` with a chat model of the embedded engine.
     pub fn serve_embedded_chat(&self, id: &str, model: inference::ChatModel) {
+        let model = Arc::new(model);
+        crate::metrics::watch_engine(id, Arc::downgrade(&model));
         let provider = provider::embedded::EmbeddedChat::new(model);
         self.inner.models.attach_embedded(id, Backend::Chat(Arc::new(provider)));
     }

@@ -20,6 +20,15 @@ const MODEL_COST: &str = "flywheel_model_cost_microdollars_total";
 const MODEL_RETRIES: &str = "flywheel_model_retries_total";
 const LIMIT_REJECTIONS: &str = "flywheel_limit_rejections_total";
 const CACHE_LOOKUPS: &str = "flywheel_cache_lookups_total";
+const ENGINE_RUNNING: &str = "flywheel_engine_running_requests";
+const ENGINE_WAITING: &str = "flywheel_engine_waiting_requests";
+const ENGINE_TOKENS: &str = "flywheel_engine_tokens_decoded_total";
+const ENGINE_REUSED: &str = "flywheel_engine_prompt_tokens_reused_total";
+const ENGINE_SUSPENSIONS: &str = "flywheel_engine_suspensions_total";
+const ENGINE_BATCHES: &str = "flywheel_engine_batches_total";
+
+/// How often the embedded engine's state is copied into the metrics.
+const ENGINE_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -71,6 +80,32 @@ pub(crate) fn record_model_request(row: &crate::UsageRecord) {
     if let Some(cache) = &row.cache {
         metrics::counter!(CACHE_LOOKUPS, "endpoint" => row.endpoint.clone(), "result" => cache.clone()).increment(1);
     }
+}
+
+/// Copies an embedded chat model's engine state (requests running and waiting, tokens decoded, prefix reuse,
+/// suspensions, batches) into the metrics every second, for as long as the model is loaded. Outside a tokio
+/// runtime there is nothing to run the sampler on, and the engine series are absent.
+pub(crate) fn watch_engine(model_id: &str, model: std::sync::Weak<inference::ChatModel>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let model_id = model_id.to_owned();
+    runtime.spawn(async move {
+        let mut ticks = tokio::time::interval(ENGINE_SAMPLE_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let Some(model) = model.upgrade() else { return };
+            let stats = model.stats();
+            drop(model);
+            let label = model_id.clone();
+            metrics::gauge!(ENGINE_RUNNING, "model" => label.clone()).set(stats.running as f64);
+            metrics::gauge!(ENGINE_WAITING, "model" => label.clone()).set(stats.waiting as f64);
+            metrics::counter!(ENGINE_TOKENS, "model" => label.clone()).absolute(stats.tokens_decoded);
+            metrics::counter!(ENGINE_REUSED, "model" => label.clone()).absolute(stats.prompt_tokens_reused);
+            metrics::counter!(ENGINE_SUSPENSIONS, "model" => label.clone()).absolute(stats.suspensions);
+            metrics::counter!(ENGINE_BATCHES, "model" => label).absolute(stats.steps);
+        }
+    });
 }
 
 /// Records the time to the first generated token of a chat request.

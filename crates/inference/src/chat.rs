@@ -1,24 +1,21 @@
 //! Chat generation with llama.cpp.
 //!
-//! [`ChatModel`] owns a loaded GGUF model and one worker thread. The worker owns the only llama.cpp context and
-//! runs requests one at a time in arrival order, clearing the KV cache between them. Everything that can be
-//! checked before decoding (messages, sampling parameters, prompt length) is checked on the caller's thread, so
-//! a bad request fails synchronously and never occupies the queue. Tokenization reads only the vocabulary,
-//! which llama.cpp allows from any thread, so token counting never waits for the worker.
-//!
-//! The worker must never block on anything but its queue and the client's channel, and it stops decoding as soon
-//! as the client's receiver is gone.
+//! [`ChatModel`] owns a loaded GGUF model and one worker thread, which owns the only llama.cpp context and runs
+//! every request in it with continuous batching (`batch.rs`): concurrent requests decode together, each with its
+//! own sampling, stop strings and limits. Everything that can be checked before decoding (messages, sampling
+//! parameters, prompt length) is checked on the caller's thread, so a bad request fails synchronously and never
+//! occupies the queue. Tokenization reads only the vocabulary, which llama.cpp allows from any thread, so token
+//! counting never waits for the worker.
 
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::mpsc::{Receiver as JobReceiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
-use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
@@ -27,13 +24,9 @@ use llama_cpp_2::{ChatTemplateError, LogOptions, send_logs_to_tracing};
 use tokio::sync::mpsc;
 
 use crate::InferenceError;
-use crate::stop::StopFilter;
-use crate::structured::{Grammars, OutputFormat};
+use crate::batch::{Counters, Job, Ticket, WorkerSettings, run_worker};
+use crate::structured::OutputFormat;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
-use crate::utf8::Utf8Decoder;
-
-/// Events buffered per request before the worker waits for the client to catch up.
-const EVENT_BUFFER: usize = 64;
 
 /// llama.cpp's `LLAMA_DEFAULT_SEED`: the dist sampler draws a random seed when given this value.
 const RANDOM_SEED: u32 = u32::MAX;
@@ -46,20 +39,28 @@ const ROLES: [&str; 3] = ["system", "user", "assistant"];
 pub struct ChatModelOptions {
     /// CPU threads for decoding and prompt processing; 0 counts as 1.
     pub threads: usize,
-    /// Context length in tokens (prompt plus reply), capped at the length the model was trained with. llama.cpp
-    /// rounds it up to a multiple of 256; [`ChatModelInfo::context_length`] tells the length in use.
+    /// The window of one request in tokens (prompt plus reply), capped at the length the model was trained
+    /// with and at the KV cache.
     pub context_length: u32,
-    /// Requests allowed to wait while one runs; more are refused with [`InferenceError::Overloaded`]. With 0, a
-    /// request is accepted only while the worker is idle.
+    /// Requests decoded together, each in its own sequence of the shared KV cache; 0 counts as 1.
+    pub max_sequences: usize,
+    /// The KV cache, in tokens, shared by all running requests: the memory cap. At least one request's window;
+    /// llama.cpp rounds it up to a multiple of 256.
+    pub kv_cache_tokens: u32,
+    /// Requests allowed to wait while `max_sequences` run; more are refused with
+    /// [`InferenceError::Overloaded`].
     pub max_queue: usize,
 }
 
 impl Default for ChatModelOptions {
-    /// All available cores, a 4096-token context and up to 32 waiting requests.
+    /// All available cores, a 4096-token window, 16 sequences in an 8192-token cache, and up to 32 waiting
+    /// requests.
     fn default() -> ChatModelOptions {
         ChatModelOptions {
             threads: thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             context_length: 4096,
+            max_sequences: 16,
+            kv_cache_tokens: 8192,
             max_queue: 32,
         }
     }
@@ -70,12 +71,33 @@ impl Default for ChatModelOptions {
 pub struct ChatModelInfo {
     /// The model file's name without its extension.
     pub name: String,
-    /// Context length in use, in tokens: prompt plus reply must fit in it.
+    /// The window of one request, in tokens: prompt plus reply must fit in it.
     pub context_length: u32,
     /// Context length the model was trained with.
     pub train_context_length: u32,
+    /// Requests decoded together.
+    pub max_sequences: usize,
+    /// The KV cache the running requests share, in tokens.
+    pub kv_cache_tokens: u32,
     /// Whether the model ships its own chat template (otherwise ChatML is used).
     pub has_template: bool,
+}
+
+/// A snapshot of a chat model's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Requests decoding now.
+    pub running: usize,
+    /// Requests accepted and not yet running (queued, or suspended for memory).
+    pub waiting: usize,
+    /// Tokens put through the model (prompts and generated), in all requests.
+    pub tokens_decoded: u64,
+    /// Prompt tokens not decoded because a cached prefix held them.
+    pub prompt_tokens_reused: u64,
+    /// Times a running request was pushed out of a full KV cache (and later resumed).
+    pub suspensions: u64,
+    /// Batches decoded: with several requests running, fewer than the tokens generated.
+    pub steps: u64,
 }
 
 /// One turn of a conversation.
@@ -181,12 +203,15 @@ impl FinishReason {
 }
 
 /// A GGUF chat model served by its own worker thread. Share it with an `Arc`; dropping it stops the worker once
-/// the request in progress ends.
+/// the requests it accepted end.
 pub struct ChatModel {
     model: Arc<LlamaModel>,
     template: ChatTemplate,
     info: ChatModelInfo,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    /// Requests accepted and not finished, running or waiting.
+    in_flight: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     max_queue: usize,
 }
 
@@ -218,32 +243,45 @@ impl ChatModel {
         let (template, has_template) = load_template(&model, path)?;
 
         let train_context_length = model.n_ctx_train();
-        let context_length = match train_context_length {
+        let window = match train_context_length {
             0 => options.context_length,
             train => options.context_length.min(train),
         };
+        let max_sequences = options.max_sequences.max(1);
         let threads = i32::try_from(options.threads.max(1)).unwrap_or(i32::MAX);
+        // One cache shared by every sequence (llama.cpp's unified KV cache), so memory goes where the tokens are
+        // and sequences can share a prefix's cells.
         let context_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(context_length))
+            .with_n_ctx(NonZeroU32::new(options.kv_cache_tokens.max(window)))
+            .with_n_seq_max(u32::try_from(max_sequences).unwrap_or(u32::MAX))
+            .with_kv_unified(true)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
+        let counters = Arc::new(Counters::default());
+        let settings = WorkerSettings {
+            params: context_params,
+            max_sequences,
+            counters: Arc::clone(&counters),
+        };
 
         let model = Arc::new(model);
-        let (jobs, queue) = std::sync::mpsc::sync_channel(options.max_queue);
+        let (jobs, queue) = std::sync::mpsc::channel();
         let (ready_sender, ready) = std::sync::mpsc::channel();
         let worker_model = Arc::clone(&model);
         thread::Builder::new()
             .name("flywheel-chat".to_owned())
-            .spawn(move || run_worker(&worker_model, backend, context_params, ready_sender, queue))
+            .spawn(move || run_worker(&worker_model, backend, settings, ready_sender, queue))
             .map_err(|error| InferenceError::Backend(format!("could not start the chat worker thread: {error}")))?;
-        let context_length = ready.recv().map_err(|_| InferenceError::WorkerStopped)??;
+        let kv_cache_tokens = ready.recv().map_err(|_| InferenceError::WorkerStopped)??;
 
         let info = ChatModelInfo {
             name: path
                 .file_stem()
                 .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned()),
-            context_length,
+            context_length: window.min(kv_cache_tokens),
             train_context_length,
+            max_sequences,
+            kv_cache_tokens,
             has_template,
         };
         tracing::debug!(?info, threads, "chat model loaded");
@@ -252,6 +290,8 @@ impl ChatModel {
             template,
             info,
             jobs,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            counters,
             max_queue: options.max_queue,
         })
     }
@@ -259,6 +299,19 @@ impl ChatModel {
     /// What this model is.
     pub fn info(&self) -> &ChatModelInfo {
         &self.info
+    }
+
+    /// What the engine is doing and has done since it loaded.
+    pub fn stats(&self) -> EngineStats {
+        let running = self.counters.running.load(Ordering::Relaxed);
+        EngineStats {
+            running,
+            waiting: self.in_flight.load(Ordering::Relaxed).saturating_sub(running),
+            tokens_decoded: self.counters.tokens_decoded.load(Ordering::Relaxed),
+            prompt_tokens_reused: self.counters.prompt_tokens_reused.load(Ordering::Relaxed),
+            suspensions: self.counters.suspensions.load(Ordering::Relaxed),
+            steps: self.counters.steps.load(Ordering::Relaxed),
+        }
     }
 
     /// The prompt text for `messages`: the model's chat template applied, ending with the opening of the
@@ -276,7 +329,10 @@ impl ChatModel {
 
     /// Queues `request` and returns the stream of its events. Fails at once, without queueing, if the request is
     /// invalid, its prompt does not fit the context, or too many requests are waiting.
-    pub fn generate(&self, request: GenerationRequest) -> Result<mpsc::Receiver<GenerationEvent>, InferenceError> {
+    pub fn generate(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::UnboundedReceiver<GenerationEvent>, InferenceError> {
         let sampling = Sampling::from_request(&request)?;
         if request.max_tokens == Some(0) {
             return Err(InferenceError::InvalidRequest(
@@ -300,7 +356,12 @@ impl ChatModel {
         }
         let room = context_length - prompt.len();
         let max_tokens = request.max_tokens.map_or(room, |max| room.min(max as usize));
-        let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+        let ticket = Ticket::take(&self.in_flight, self.info.max_sequences + self.max_queue).ok_or(
+            InferenceError::Overloaded {
+                max_queue: self.max_queue,
+            },
+        )?;
+        let (events, receiver) = mpsc::unbounded_channel();
         let job = Job {
             prompt,
             max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
@@ -308,13 +369,9 @@ impl ChatModel {
             stop: request.stop,
             format: request.format,
             events,
+            ticket,
         };
-        self.jobs.try_send(job).map_err(|error| match error {
-            TrySendError::Full(_) => InferenceError::Overloaded {
-                max_queue: self.max_queue,
-            },
-            TrySendError::Disconnected(_) => InferenceError::WorkerStopped,
-        })?;
+        self.jobs.send(job).map_err(|_| InferenceError::WorkerStopped)?;
         Ok(receiver)
     }
 }
@@ -386,7 +443,7 @@ fn validate_messages(messages: &[ChatMessage]) -> Result<(), InferenceError> {
 
 /// How to pick each token.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Sampling {
+pub(crate) struct Sampling {
     /// The repetition penalty, when there is one.
     penalty: Option<f32>,
     choice: Choice,
@@ -470,7 +527,7 @@ impl Sampling {
     }
 
     /// The sampler chain: the penalty first (it adjusts scores), then the choice. `n_vocab` sizes the penalty.
-    fn sampler(self, n_vocab: i32) -> LlamaSampler {
+    pub(crate) fn sampler(self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::new();
         if let Some(penalty) = self.penalty {
             chain.push(LlamaSampler::penalties(n_vocab, PENALTY_WINDOW, penalty, 0.0, 0.0));
@@ -501,189 +558,6 @@ impl Sampling {
         }
         LlamaSampler::chain_simple(chain)
     }
-}
-
-/// A validated request waiting for the worker.
-struct Job {
-    prompt: Vec<LlamaToken>,
-    /// At least 1, and the prompt plus this many tokens fit the context.
-    max_tokens: u32,
-    sampling: Sampling,
-    stop: Vec<String>,
-    format: OutputFormat,
-    events: mpsc::Sender<GenerationEvent>,
-}
-
-impl Job {
-    /// Sends an event; false if the client has gone away.
-    fn send(&self, event: GenerationEvent) -> bool {
-        self.events.blocking_send(event).is_ok()
-    }
-}
-
-/// Body of the worker thread: creates the context, reports its length through `ready`, then serves the queue
-/// until the [`ChatModel`] is dropped.
-fn run_worker(
-    model: &LlamaModel,
-    backend: &LlamaBackend,
-    params: LlamaContextParams,
-    ready: std::sync::mpsc::Sender<Result<u32, InferenceError>>,
-    queue: JobReceiver<Job>,
-) {
-    let context = match model.new_context(backend, params) {
-        Ok(context) => context,
-        Err(error) => {
-            // The loader is waiting for this; if it is gone there is nobody left to tell.
-            let _ = ready.send(Err(InferenceError::Backend(format!(
-                "could not create a llama.cpp context: {error}"
-            ))));
-            return;
-        }
-    };
-    let grammars = match Grammars::new(model) {
-        Ok(grammars) => grammars,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
-        }
-    };
-    let batch_size = context.n_batch() as usize;
-    let mut worker = Worker {
-        model,
-        context,
-        batch: LlamaBatch::new(batch_size, 1),
-        batch_size,
-        grammars,
-    };
-    if ready.send(Ok(worker.context.n_ctx())).is_err() {
-        return;
-    }
-    for job in queue {
-        worker.run(&job);
-    }
-    tracing::debug!("chat worker stopped");
-}
-
-/// The worker's state, reused across requests.
-struct Worker<'model> {
-    model: &'model LlamaModel,
-    context: LlamaContext<'model>,
-    batch: LlamaBatch<'static>,
-    batch_size: usize,
-    grammars: Grammars,
-}
-
-impl Worker<'_> {
-    fn run(&mut self, job: &Job) {
-        // A client that gave up while queued costs nothing.
-        if job.events.is_closed() {
-            return;
-        }
-        // A schema that cannot be used fails the request before it starts, as a client error.
-        let constraint = match self.grammars.sampler(&job.format) {
-            Ok(constraint) => constraint,
-            Err(error) => {
-                job.send(GenerationEvent::Failed(error));
-                return;
-            }
-        };
-        let prompt_tokens = u32::try_from(job.prompt.len()).unwrap_or(u32::MAX);
-        if !job.send(GenerationEvent::Started { prompt_tokens }) {
-            return;
-        }
-        match self.generate(job, constraint) {
-            Ok(Some((completion_tokens, finish_reason))) => {
-                job.send(GenerationEvent::Done(GenerationSummary {
-                    prompt_tokens,
-                    completion_tokens,
-                    finish_reason,
-                }));
-            }
-            Ok(None) => tracing::debug!("client went away; generation stopped"),
-            Err(error) => {
-                tracing::warn!(%error, "generation failed");
-                job.send(GenerationEvent::Failed(error));
-            }
-        }
-    }
-
-    /// Decodes the prompt, then samples and streams tokens. Returns the completion token count and finish
-    /// reason, or `None` if the client went away.
-    fn generate(
-        &mut self,
-        job: &Job,
-        constraint: Option<LlamaSampler>,
-    ) -> Result<Option<(u32, FinishReason)>, InferenceError> {
-        self.context.clear_kv_cache();
-        let last = job.prompt.len() - 1;
-        for (chunk_index, chunk) in job.prompt.chunks(self.batch_size).enumerate() {
-            // Long prompts take a while: check between chunks that someone still wants the answer.
-            if job.events.is_closed() {
-                return Ok(None);
-            }
-            self.batch.clear();
-            for (offset, &token) in chunk.iter().enumerate() {
-                let position = chunk_index * self.batch_size + offset;
-                self.add_to_batch(token, position, position == last)?;
-            }
-            self.context.decode(&mut self.batch).map_err(decode_error)?;
-        }
-
-        let model = self.model;
-        let vocab = model.vocab();
-        // The constraint masks first, so sampling only ever picks among tokens that keep the output valid.
-        let mut sampler = match constraint {
-            Some(constraint) => LlamaSampler::chain_simple([constraint, job.sampling.sampler(model.n_vocab())]),
-            None => job.sampling.sampler(model.n_vocab()),
-        };
-        let mut decoder = Utf8Decoder::default();
-        let mut stops = StopFilter::new(&job.stop);
-        let mut completion_tokens = 0;
-        let finish_reason = loop {
-            let token = sampler.sample(&self.context, -1);
-            if vocab.is_eog(token) {
-                break FinishReason::Stop;
-            }
-            completion_tokens += 1;
-            let filtered = stops.push(&decoder.push(&vocab.token_to_piece(token, false, None)));
-            if !filtered.text.is_empty() && !job.send(GenerationEvent::Text(filtered.text)) {
-                return Ok(None);
-            }
-            if filtered.stopped {
-                return Ok(Some((completion_tokens, FinishReason::Stop)));
-            }
-            if completion_tokens == job.max_tokens {
-                break FinishReason::Length;
-            }
-            self.batch.clear();
-            self.add_to_batch(token, job.prompt.len() + completion_tokens as usize - 1, true)?;
-            self.context.decode(&mut self.batch).map_err(decode_error)?;
-        };
-
-        // Release what was held back: an unfinished character, or a tail that never became a stop string.
-        let filtered = stops.push(&decoder.finish());
-        let (tail, finish_reason) = if filtered.stopped {
-            (filtered.text, FinishReason::Stop)
-        } else {
-            (filtered.text + &stops.finish(), finish_reason)
-        };
-        if !tail.is_empty() && !job.send(GenerationEvent::Text(tail)) {
-            return Ok(None);
-        }
-        Ok(Some((completion_tokens, finish_reason)))
-    }
-
-    fn add_to_batch(&mut self, token: LlamaToken, position: usize, logits: bool) -> Result<(), InferenceError> {
-        let position = i32::try_from(position)
-            .map_err(|_| InferenceError::Backend(format!("token position {position} is out of range")))?;
-        self.batch
-            .add(token, position, &[0], logits)
-            .map_err(|error| InferenceError::Backend(format!("llama.cpp batch: {error}")))
-    }
-}
-
-fn decode_error(error: llama_cpp_2::DecodeError) -> InferenceError {
-    InferenceError::Backend(format!("llama.cpp decode: {error}"))
 }
 
 #[cfg(test)]

@@ -4,11 +4,13 @@
 //! strings and pooling. It knows nothing about HTTP, accounting or model catalogs; callers hand it plain requests
 //! and get plain text, token counts and vectors back.
 //!
-//! - [`ChatModel`] runs one GGUF model on a dedicated worker thread; requests queue FIFO and stream their text
-//!   over a tokio channel; [`OutputFormat`] constrains a generation to JSON, optionally to a schema.
+//! - [`ChatModel`] runs one GGUF model on a dedicated worker thread that decodes concurrent requests together
+//!   (continuous batching) and streams each one's text over a tokio channel; [`OutputFormat`] constrains a
+//!   generation to JSON, optionally to a schema.
 //! - [`Embedder`] turns texts into L2-normalized sentence embeddings; it blocks, so async callers use
 //!   `spawn_blocking`.
 
+mod batch;
 mod chat;
 mod embed;
 mod stop;
@@ -19,8 +21,8 @@ mod utf8;
 use std::path::PathBuf;
 
 pub use chat::{
-    ChatMessage, ChatModel, ChatModelInfo, ChatModelOptions, FinishReason, GenerationEvent, GenerationRequest,
-    GenerationSummary,
+    ChatMessage, ChatModel, ChatModelInfo, ChatModelOptions, EngineStats, FinishReason, GenerationEvent,
+    GenerationRequest, GenerationSummary,
 };
 pub use embed::{Embedder, EmbedderInfo, EmbedderOptions, Embeddings};
 pub use structured::OutputFormat;

@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use inference::{
     ChatMessage, ChatModel, ChatModelOptions, FinishReason, GenerationEvent, GenerationRequest, GenerationSummary,
@@ -16,12 +16,14 @@ use inference::{
 
 const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-fn load(context_length: u32, max_queue: usize) -> ChatModel {
+fn load(context_length: u32, max_sequences: usize, max_queue: usize) -> ChatModel {
     let path = common::models_dir().join(CHAT_MODEL_FILE);
     let options = ChatModelOptions {
         threads: 2,
         context_length,
+        max_sequences,
         max_queue,
+        ..ChatModelOptions::default()
     };
     ChatModel::load(&path, options).expect("chat model loads")
 }
@@ -36,7 +38,7 @@ fn take_turn() -> MutexGuard<'static, ()> {
 /// The model most tests share; its worker serves their requests one after another.
 fn model() -> &'static ChatModel {
     static MODEL: OnceLock<ChatModel> = OnceLock::new();
-    MODEL.get_or_init(|| load(4096, 64))
+    MODEL.get_or_init(|| load(4096, 8, 64))
 }
 
 fn user(content: &str) -> Vec<ChatMessage> {
@@ -68,7 +70,7 @@ fn run(model: &ChatModel, request: GenerationRequest) -> Outcome {
 }
 
 /// Reads a generation's events to the end, checking that they arrive in the documented order.
-fn collect(mut events: Receiver<GenerationEvent>) -> Outcome {
+fn collect(mut events: UnboundedReceiver<GenerationEvent>) -> Outcome {
     let mut started = None;
     let mut text = String::new();
     while let Some(event) = events.blocking_recv() {
@@ -256,10 +258,9 @@ fn invalid_requests_are_rejected_before_queueing() {
 #[test]
 fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
     let _turn = take_turn();
-    // llama.cpp rounds the context up to a multiple of 256; info reports what is in use.
-    let model = load(200, 4);
+    let model = load(200, 4, 4);
     let context_length = model.info().context_length;
-    assert_eq!(context_length, 256);
+    assert_eq!(context_length, 200);
 
     // No max_tokens: the reply may fill the context and ends with Length when it does.
     let outcome = run(
@@ -292,18 +293,18 @@ fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
         let prompt = model.render_prompt(&user(&"a ".repeat(words))).unwrap();
         model.count_tokens(&prompt).unwrap()
     };
-    let words = (0..400).find(|&words| prompt_tokens(words) >= 255).unwrap();
-    assert_eq!(prompt_tokens(words), 255, "one word, one token");
+    let words = (0..400).find(|&words| prompt_tokens(words) >= 199).unwrap();
+    assert_eq!(prompt_tokens(words), 199, "one word, one token");
     let outcome = run(&model, greedy(&"a ".repeat(words), 10));
-    assert_eq!(outcome.summary.prompt_tokens, 255);
+    assert_eq!(outcome.summary.prompt_tokens, 199);
     assert!(outcome.summary.completion_tokens <= 1);
     let result = model.generate(greedy(&"a ".repeat(words + 1), 10));
     assert!(
         matches!(
             result,
             Err(InferenceError::ContextOverflow {
-                prompt_tokens: 256,
-                context_length: 256
+                prompt_tokens: 200,
+                context_length: 200
             })
         ),
         "{result:?}"
@@ -313,7 +314,7 @@ fn a_small_context_caps_the_reply_and_bounds_the_prompt() {
 #[test]
 fn a_full_queue_refuses_requests_and_an_abandoned_request_stops() {
     let _turn = take_turn();
-    let model = load(4096, 1);
+    let model = load(4096, 1, 1);
     let long = || GenerationRequest {
         max_tokens: None,
         ..greedy("Write a very long essay about the history of Rome.", 0)
@@ -418,5 +419,145 @@ fn a_schema_that_cannot_be_used_fails_before_the_generation_starts() {
             assert!(message.contains("schema"), "{message}");
         }
         other => panic!("expected a failure first, got {other:?}"),
+    }
+}
+
+/// Reads events until the first text arrives; panics if the stream ends first.
+fn first_text(events: &mut UnboundedReceiver<GenerationEvent>) {
+    while let Some(event) = events.blocking_recv() {
+        match event {
+            GenerationEvent::Started { .. } => {}
+            GenerationEvent::Text(_) => return,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+    panic!("the stream ended before any text");
+}
+
+/// Reads a stream whose first text was already read through to its summary.
+fn rest(mut events: UnboundedReceiver<GenerationEvent>) -> GenerationSummary {
+    while let Some(event) = events.blocking_recv() {
+        match event {
+            GenerationEvent::Text(_) => {}
+            GenerationEvent::Done(summary) => return summary,
+            other => panic!("expected text or the summary, got {other:?}"),
+        }
+    }
+    panic!("the stream ended without Done");
+}
+
+#[test]
+fn concurrent_requests_decode_together() {
+    let _turn = take_turn();
+    let model = model();
+    let long = |topic: &str| GenerationRequest {
+        max_tokens: Some(40),
+        ..greedy(&format!("Write a long essay about {topic}."), 0)
+    };
+    let steps_before = model.stats().steps;
+    let mut streams: Vec<_> = ["Rome", "the sea", "volcanoes", "bread"]
+        .into_iter()
+        .map(|topic| model.generate(long(topic)).unwrap())
+        .collect();
+    // Served one after another, the last request would see no text before the first had finished: every
+    // stream producing text before any finishes shows they run at once.
+    for stream in &mut streams {
+        first_text(stream);
+    }
+    for summary in streams.into_iter().map(rest) {
+        assert_eq!(summary.completion_tokens, 40);
+    }
+    // 160 tokens generated in about 40 batches, not 160.
+    let steps = model.stats().steps - steps_before;
+    assert!(steps < 100, "{steps} steps for 4 × 40 tokens");
+    assert_eq!(model.stats().running, 0);
+}
+
+#[test]
+fn a_shared_system_prompt_is_read_from_the_cache() {
+    let _turn = take_turn();
+    let model = model();
+    let system = ChatMessage {
+        role: "system".to_owned(),
+        content: "You are the help desk of a furniture shop. Answer in one short sentence, politely, and never \
+                  make up a product. Our shop sells sofas, tables, chairs, rugs and lamps."
+            .to_owned(),
+    };
+    let ask = |question: &str| GenerationRequest {
+        messages: vec![
+            system.clone(),
+            ChatMessage {
+                role: "user".to_owned(),
+                content: question.to_owned(),
+            },
+        ],
+        ..greedy("", 8)
+    };
+    run(model, ask("Do you sell beds?"));
+    let before = model.stats();
+    let outcome = run(model, ask("Do you sell lamps?"));
+    let reused = model.stats().prompt_tokens_reused - before.prompt_tokens_reused;
+    let system_tokens = model
+        .count_tokens(&model.render_prompt(std::slice::from_ref(&system)).unwrap())
+        .unwrap();
+    assert!(
+        reused as usize >= system_tokens.saturating_sub(8),
+        "{reused} of {} prompt tokens reused; the system prompt alone is {system_tokens}",
+        outcome.summary.prompt_tokens
+    );
+}
+
+#[test]
+fn a_full_cache_suspends_and_resumes_requests_without_losing_any() {
+    let _turn = take_turn();
+    let path = common::models_dir().join(CHAT_MODEL_FILE);
+    // Four requests of about 40 + 200 tokens need about 960 cells: twice what this cache holds.
+    let model = ChatModel::load(
+        &path,
+        ChatModelOptions {
+            threads: 2,
+            context_length: 512,
+            max_sequences: 4,
+            kv_cache_tokens: 512,
+            max_queue: 4,
+        },
+    )
+    .unwrap();
+    assert_eq!(model.info().kv_cache_tokens, 512);
+    let streams: Vec<_> = ["Rome", "the sea", "volcanoes", "bread"]
+        .into_iter()
+        .map(|topic| {
+            model
+                .generate(GenerationRequest {
+                    max_tokens: Some(200),
+                    ..greedy(&format!("Write a very long essay about {topic}, in great detail."), 0)
+                })
+                .unwrap()
+        })
+        .collect();
+    for outcome in streams.into_iter().map(collect) {
+        assert_eq!(outcome.summary.finish_reason, FinishReason::Length, "{}", outcome.text);
+        assert_eq!(outcome.summary.completion_tokens, 200);
+    }
+    assert!(model.stats().suspensions > 0, "{:?}", model.stats());
+}
+
+#[test]
+fn an_abandoned_request_leaves_the_others_running() {
+    let _turn = take_turn();
+    let model = model();
+    let mut kept = model.generate(greedy("Write a long essay about bread.", 30)).unwrap();
+    let mut dropped = model.generate(greedy("Write a long essay about Rome.", 200)).unwrap();
+    first_text(&mut kept);
+    first_text(&mut dropped);
+    drop(dropped);
+    assert_eq!(rest(kept).completion_tokens, 30);
+    let started = Instant::now();
+    while model.stats().running + model.stats().waiting > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the abandoned request still runs"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use inference::{ChatModel, Embedder, GenerationEvent, GenerationRequest, InferenceError, OutputFormat};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{ChatProvider, ChunkStream, EmbeddingOutput, EmbeddingProvider};
 use crate::GatewayError;
@@ -22,8 +22,8 @@ pub(crate) struct EmbeddedChat {
 }
 
 impl EmbeddedChat {
-    pub(crate) fn new(model: ChatModel) -> EmbeddedChat {
-        EmbeddedChat { model: Arc::new(model) }
+    pub(crate) fn new(model: Arc<ChatModel>) -> EmbeddedChat {
+        EmbeddedChat { model }
     }
 }
 
@@ -303,7 +303,7 @@ impl ChatProvider for EmbeddedChat {
                 .model
                 .generate(request)
                 .map_err(|error| to_gateway_error(&name, error))?;
-            let mut events = ReceiverStream::new(receiver);
+            let mut events = UnboundedReceiverStream::new(receiver);
             // The engine reports a prompt it cannot fit only once it starts: wait for that before streaming, so
             // such failures are an error status rather than a broken stream.
             match events.next().await {
