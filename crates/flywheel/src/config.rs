@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_DATA_DIR: &str = ".flywheel";
+pub const DEFAULT_DATA_DIR: &str = ".flywheel";
 const DEFAULT_CONFIG: &str = "flywheel.toml";
 /// llama.cpp reports every tensor it loads at info level; keep that out of the default log.
 /// The request log (target `requests`, one event per model call) is off unless the filter names it.

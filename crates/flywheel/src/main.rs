@@ -2,6 +2,8 @@
 
 mod config;
 mod keys_cli;
+mod models;
+mod models_cli;
 mod serve;
 mod server;
 mod telemetry;
@@ -24,6 +26,8 @@ enum Command {
     Up(config::UpArgs),
     /// Manage tenants' virtual keys.
     Keys(keys_cli::KeysArgs),
+    /// List, add and remove the embedded models.
+    Models(models_cli::ModelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Up(args) => run_up(args),
         Command::Keys(args) => run_keys(args),
+        Command::Models(args) => match models_cli::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -14,12 +14,7 @@ use serde::Serialize;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-
-/// Model ids clients use, and the files they are loaded from inside the models directory.
-const CHAT_MODEL_ID: &str = "smollm2-135m-instruct";
-const CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-const EMBEDDING_MODEL_ID: &str = "all-minilm-l6-v2";
-const EMBEDDING_MODEL_DIR: &str = "all-MiniLM-L6-v2";
+use crate::models::{CHAT_MODEL_ID, EmbeddedModel, Kind};
 /// The tenant the storefront's own model calls are accounted to in the ledger.
 const STOREFRONT_TENANT: &str = "storefront";
 
@@ -34,11 +29,18 @@ const REDIS_PREFIX: &str = "flywheel";
 
 /// Runs the server until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let chat_path = settings.models_dir.join(CHAT_MODEL_FILE);
-    let embedder_path = settings.models_dir.join(EMBEDDING_MODEL_DIR);
-    if settings.embedded_models {
-        check_models_present(&settings.models_dir, &[&chat_path, &embedder_path])?;
-    }
+    let embedded = if settings.embedded_models {
+        let embedded = crate::models::embedded_models(&settings.models_dir)?;
+        let built_in: Vec<&Path> = embedded
+            .iter()
+            .filter(|model| model.built_in)
+            .map(|model| model.path.as_path())
+            .collect();
+        check_models_present(&settings.models_dir, &built_in)?;
+        embedded
+    } else {
+        Vec::new()
+    };
 
     let db = crate::open_database(settings.database_url.as_deref(), &settings.data_dir).await?;
     tracing::info!(database = db.location(), "opened database");
@@ -70,9 +72,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let metrics = gateway::metrics::install_recorder().context("installing the metrics recorder")?;
     let storefront = if settings.embedded_models {
-        gateway.declare_model(CHAT_MODEL_ID, ModelKind::Chat);
-        gateway.declare_model(EMBEDDING_MODEL_ID, ModelKind::Embedding);
-        spawn_model_loading(&settings, &gateway, chat_path, embedder_path);
+        for model in &embedded {
+            let kind = match model.kind {
+                Kind::Chat => ModelKind::Chat,
+                Kind::Embedding => ModelKind::Embedding,
+            };
+            gateway.declare_model(&model.id, kind);
+        }
+        spawn_model_loading(&settings, &gateway, embedded);
         commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
             gateway.client(STOREFRONT_TENANT),
             CHAT_MODEL_ID,
@@ -136,7 +143,9 @@ fn check_models_present(models_dir: &Path, paths: &[&Path]) -> anyhow::Result<()
     )
 }
 
-fn spawn_model_loading(settings: &Settings, gateway: &Gateway, chat_path: PathBuf, embedder_path: PathBuf) {
+/// Loads every embedded model in the background, each chat model with its own worker and KV cache. An added
+/// model whose file is missing or broken is marked failed (503 for it) while the others serve.
+fn spawn_model_loading(settings: &Settings, gateway: &Gateway, embedded: Vec<EmbeddedModel>) {
     let chat_options = inference::ChatModelOptions {
         threads: settings.threads,
         context_length: settings.context_length,
@@ -144,31 +153,38 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, chat_path: PathBu
         kv_cache_tokens: settings.kv_cache_tokens,
         ..inference::ChatModelOptions::default()
     };
-    load_model_in_background(
-        gateway,
-        CHAT_MODEL_ID,
-        chat_path,
-        move |path| {
-            let model = inference::ChatModel::load(path, chat_options)?;
-            let info = model.info();
-            let summary = format!(
-                "context {} tokens, {} sequences in a {}-token KV cache",
-                info.context_length, info.max_sequences, info.kv_cache_tokens
-            );
-            Ok((summary, model))
-        },
-        Gateway::serve_embedded_chat,
-    );
-    load_model_in_background(
-        gateway,
-        EMBEDDING_MODEL_ID,
-        embedder_path,
-        |path| {
-            let embedder = inference::Embedder::load(path, inference::EmbedderOptions::default())?;
-            Ok((format!("{} dimensions", embedder.info().dimensions), embedder))
-        },
-        Gateway::serve_embedded_embedder,
-    );
+    for model in embedded {
+        match model.kind {
+            Kind::Chat => {
+                let options = chat_options.clone();
+                load_model_in_background(
+                    gateway,
+                    model.id,
+                    model.path,
+                    move |path| {
+                        let model = inference::ChatModel::load(path, options)?;
+                        let info = model.info();
+                        let summary = format!(
+                            "context {} tokens, {} sequences in a {}-token KV cache",
+                            info.context_length, info.max_sequences, info.kv_cache_tokens
+                        );
+                        Ok((summary, model))
+                    },
+                    Gateway::serve_embedded_chat,
+                );
+            }
+            Kind::Embedding => load_model_in_background(
+                gateway,
+                model.id,
+                model.path,
+                |path| {
+                    let embedder = inference::Embedder::load(path, inference::EmbedderOptions::default())?;
+                    Ok((format!("{} dimensions", embedder.info().dimensions), embedder))
+                },
+                Gateway::serve_embedded_embedder,
+            ),
+        }
+    }
 }
 
 fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront) {
@@ -196,7 +212,7 @@ fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront)
 /// short description of what was loaded, for the log.
 fn load_model_in_background<M: Send + 'static>(
     gateway: &Gateway,
-    id: &'static str,
+    id: String,
     path: PathBuf,
     load: impl FnOnce(&Path) -> Result<(String, M), inference::InferenceError> + Send + 'static,
     serve: fn(&Gateway, &str, M),
@@ -207,16 +223,16 @@ fn load_model_in_background<M: Send + 'static>(
         match load(&path) {
             Ok((description, model)) => {
                 tracing::info!(
-                    model = id,
+                    model = %id,
                     path = %path.display(),
                     seconds = started.elapsed().as_secs_f64(),
                     "loaded model ({description})"
                 );
-                serve(&gateway, id, model);
+                serve(&gateway, &id, model);
             }
             Err(error) => {
-                tracing::error!(model = id, %error, "failed to load model");
-                gateway.fail_model(id, error.to_string());
+                tracing::error!(model = %id, %error, "failed to load model");
+                gateway.fail_model(&id, error.to_string());
             }
         }
     });

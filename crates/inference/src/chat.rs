@@ -412,11 +412,17 @@ fn backend() -> Result<&'static LlamaBackend, InferenceError> {
     BACKEND
         .get_or_init(|| {
             // Before init, so that even start-up messages go to tracing instead of stderr.
-            send_logs_to_tracing(LogOptions::default());
+            route_logs_to_tracing();
             LlamaBackend::init().map_err(|error| error.to_string())
         })
         .as_ref()
         .map_err(|error| InferenceError::Backend(format!("llama.cpp backend: {error}")))
+}
+
+/// Sends llama.cpp's and ggml's log lines to tracing (once per process), where the log filter decides.
+pub(crate) fn route_logs_to_tracing() {
+    static ROUTED: std::sync::Once = std::sync::Once::new();
+    ROUTED.call_once(|| send_logs_to_tracing(LogOptions::default()));
 }
 
 /// The text of a special token for the template's `bos_token`/`eos_token`, empty if the model has none.

@@ -7,12 +7,14 @@
 //! - [`ChatModel`] runs one GGUF model on a dedicated worker thread that decodes concurrent requests together
 //!   (continuous batching) and streams each one's text over a tokio channel; [`OutputFormat`] constrains a
 //!   generation to JSON, optionally to a schema.
+//! - [`GgufSummary`] reads what a GGUF file is (architecture, quantization, context) without loading it.
 //! - [`Embedder`] turns texts into L2-normalized sentence embeddings; it blocks, so async callers use
 //!   `spawn_blocking`.
 
 mod batch;
 mod chat;
 mod embed;
+mod gguf;
 mod stop;
 mod structured;
 mod template;
@@ -25,6 +27,7 @@ pub use chat::{
     GenerationRequest, GenerationSummary,
 };
 pub use embed::{Embedder, EmbedderInfo, EmbedderOptions, Embeddings};
+pub use gguf::GgufSummary;
 pub use structured::OutputFormat;
 
 /// Everything that can go wrong loading a model or running it.

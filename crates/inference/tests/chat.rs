@@ -109,6 +109,16 @@ fn info_reflects_the_gguf() {
 }
 
 #[test]
+fn the_gguf_header_says_what_the_model_is() {
+    let summary = inference::GgufSummary::read(&common::models_dir().join(CHAT_MODEL_FILE)).unwrap();
+    assert_eq!(summary.architecture, "llama");
+    assert_eq!(summary.quantization, "Q4_1");
+    assert_eq!(summary.context_length, Some(8192));
+    assert!(summary.has_chat_template);
+    assert!(summary.tensors > 100, "{summary:?}");
+}
+
+#[test]
 fn greedy_generation_is_deterministic_and_non_empty() {
     let _turn = take_turn();
     let request = greedy("What is the capital of France?", 24);

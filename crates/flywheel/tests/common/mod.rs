@@ -40,6 +40,11 @@ impl Server {
 
     /// Starts the server with extra arguments and extra environment variables (such as upstream API keys).
     pub async fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_in(&models_dir(), extra_args, env).await
+    }
+
+    /// Starts the server on the models of `models`, with extra arguments and environment variables.
+    pub async fn start_in(models: &std::path::Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
             .envs(env.iter().copied())
@@ -47,7 +52,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir.path())
             .arg("--models-dir")
-            .arg(models_dir())
+            .arg(models)
             .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
