@@ -7,7 +7,8 @@ decoding. Each server is started, measured and stopped in turn, so they never co
 Per server it reports:
 - time to first token for a ~200-token prompt (one client, each prompt different so no cache helps);
 - single-stream decode tokens/s (after the first token);
-- with 1, 4 and 16 concurrent streams: aggregate generated tokens/s and p99 inter-token latency;
+- with 1, 4 and 16 concurrent streams: aggregate generated tokens/s and p99 inter-token latency, once with
+  ~200-token prompts (prompt reading dominates) and once with short prompts (generation dominates);
 - peak RSS of the server process (VmHWM).
 
 Each figure is the median over `--runs` runs. Only the standard library. Every process this script starts runs in
@@ -37,6 +38,8 @@ PARAGRAPH = (
     "guide for a customer who has just moved into a studio of twenty-five square metres and wants a sofa, a "
     "table for two, a reading lamp and storage, explaining each choice step by step."
 )
+# A request that is mostly generation: a dozen prompt tokens.
+SHORT_PROMPT = "Write a long essay about the history of furniture."
 CONCURRENCY = [1, 4, 16]
 
 
@@ -121,29 +124,30 @@ def measure(port, model, runs, decode_tokens, tag):
         "ttft_ms": statistics.median(ttfts) * 1000,
         "decode_tps": statistics.median(decodes),
     }
-    for streams in CONCURRENCY:
-        aggregates, p99s = [], []
-        for run in range(runs):
-            results = [None] * streams
+    for prompt_kind, prompt in [("", PARAGRAPH), ("short_", SHORT_PROMPT)]:
+        for streams in CONCURRENCY:
+            aggregates, p99s = [], []
+            for run in range(runs):
+                results = [None] * streams
 
-            def client(index, run=run):
-                results[index] = stream_once(
-                    port, model, f"Client {tag}-{run}-{index}-{time.time_ns()}. {PARAGRAPH}", decode_tokens
-                )
+                def client(index, run=run, prompt=prompt):
+                    results[index] = stream_once(
+                        port, model, f"Client {tag}-{run}-{index}-{time.time_ns()}. {prompt}", decode_tokens
+                    )
 
-            began = time.perf_counter()
-            threads = [threading.Thread(target=client, args=(i,)) for i in range(streams)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - began
-            tokens = sum(result[2] for result in results)
-            gaps = [b - a for result in results for a, b in zip(result[1], result[1][1:])]
-            aggregates.append(tokens / elapsed)
-            p99s.append(percentile(gaps, 0.99) * 1000 if gaps else 0.0)
-        figures[f"aggregate_tps_{streams}"] = statistics.median(aggregates)
-        figures[f"p99_itl_ms_{streams}"] = statistics.median(p99s)
+                began = time.perf_counter()
+                threads = [threading.Thread(target=client, args=(i,)) for i in range(streams)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                elapsed = time.perf_counter() - began
+                tokens = sum(result[2] for result in results)
+                gaps = [b - a for result in results for a, b in zip(result[1], result[1][1:])]
+                aggregates.append(tokens / elapsed)
+                p99s.append(percentile(gaps, 0.99) * 1000 if gaps else 0.0)
+            figures[f"{prompt_kind}aggregate_tps_{streams}"] = statistics.median(aggregates)
+            figures[f"{prompt_kind}p99_itl_ms_{streams}"] = statistics.median(p99s)
     return figures
 
 
@@ -228,9 +232,10 @@ def main():
         ("time to first token, ~200-token prompt (ms)", "ttft_ms", False),
         ("decode, 1 stream (tokens/s)", "decode_tps", True),
     ]
-    for streams in CONCURRENCY:
-        rows.append((f"aggregate, {streams} streams (tokens/s)", f"aggregate_tps_{streams}", True))
-        rows.append((f"p99 inter-token latency, {streams} streams (ms)", f"p99_itl_ms_{streams}", False))
+    for prompt_kind, label in [("", "~200-token prompts"), ("short_", "short prompts")]:
+        for streams in CONCURRENCY:
+            rows.append((f"aggregate, {streams} streams, {label} (tokens/s)", f"{prompt_kind}aggregate_tps_{streams}", True))
+            rows.append((f"p99 inter-token latency, {streams} streams, {label} (ms)", f"{prompt_kind}p99_itl_ms_{streams}", False))
     rows.append(("peak RSS (MiB)", "peak_rss_mib", False))
     print(json.dumps(results, indent=2), file=sys.stderr)
     names = list(results)
@@ -247,7 +252,9 @@ def main():
         print(line + " |")
     if "flywheel" in results:
         fly = results["flywheel"]
-        print(f"\nflywheel 16 streams / 1 stream aggregate: {fly['aggregate_tps_16'] / fly['aggregate_tps_1']:.2f}×")
+        for prompt_kind, label in [("", "~200-token prompts"), ("short_", "short prompts")]:
+            ratio = fly[f"{prompt_kind}aggregate_tps_16"] / fly[f"{prompt_kind}aggregate_tps_1"]
+            print(f"\nflywheel 16 streams / 1 stream aggregate, {label}: {ratio:.2f}×")
 
 
 if __name__ == "__main__":

@@ -133,9 +133,11 @@ def test_the_embedded_model_calls_tools(client):
         extra_body=GREEDY,
     )
     assert called.stop_reason == "tool_use"
-    (use,) = [block for block in called.content if block.type == "tool_use"]
-    assert use.name == "get_weather"
-    assert isinstance(use.input["city"], str)
+    uses = [block for block in called.content if block.type == "tool_use"]
+    assert 1 <= len(uses) <= 4
+    for use in uses:
+        assert use.name == "get_weather"
+        assert isinstance(use.input["city"], str)
 
 
 def test_errors_are_anthropic_errors(client):

@@ -237,14 +237,19 @@ def test_the_embedded_model_calls_tools_with_valid_arguments(client, tool_choice
     )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
-    (call,) = choice.message.tool_calls
-    assert call.function.name == "get_weather"
-    jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
-    # The result goes back as a tool message; with `auto` the model may answer in text or call again, and
+    calls = choice.message.tool_calls
+    # A forced function is called once; `required` may call it for several cities at once.
+    assert len(calls) == 1 if isinstance(tool_choice, dict) else 1 <= len(calls) <= 4
+    for call in calls:
+        assert call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+    assert len({call.id for call in calls}) == len(calls)
+    # The results go back as tool messages; with `auto` the model may answer in text or call again, and
     # either way the answer is well-formed.
+    results = [{"role": "tool", "tool_call_id": call.id, "content": "12 C, cloudy"} for call in calls]
     second = client.chat.completions.create(
         model=CHAT_MODEL,
-        messages=[question, choice.message, {"role": "tool", "tool_call_id": call.id, "content": "12 C, cloudy"}],
+        messages=[question, choice.message, *results],
         tools=[WEATHER_TOOL],
         temperature=0,
         max_tokens=200,
@@ -256,3 +261,24 @@ def test_the_embedded_model_calls_tools_with_valid_arguments(client, tool_choice
     else:
         jsonschema.validate(json.loads(answer.message.tool_calls[0].function.arguments),
                             WEATHER_TOOL["function"]["parameters"])
+
+
+def test_independent_calls_come_together_unless_parallel_calls_are_off(client):
+    question = {"role": "user", "content": "What is the weather in Oslo, and in Paris?"}
+    for parallel, most in [(None, 4), (False, 1)]:
+        extra = {} if parallel is None else {"parallel_tool_calls": parallel}
+        response = client.chat.completions.create(
+            model=CHAT_MODEL, messages=[question], tools=[WEATHER_TOOL], tool_choice="required", temperature=0,
+            max_tokens=160, **extra,
+        )
+        calls = response.choices[0].message.tool_calls
+        assert 1 <= len(calls) <= most, calls
+        for call in calls:
+            jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+    # Streamed, each call is its own tool_calls entry with its own index.
+    stream = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[question], tools=[WEATHER_TOOL], tool_choice="required", temperature=0,
+        max_tokens=160, stream=True,
+    )
+    indexes = {delta.index for chunk in stream for choice in chunk.choices for delta in choice.delta.tool_calls or []}
+    assert indexes == set(range(len(indexes))) and indexes

@@ -6,10 +6,12 @@
 //! their prompts, shortest prompt first, within a budget; one `decode` computes them all, and each sequence
 //! samples its next token with its own sampler chain from its own logits.
 //!
-//! - **Fairness.** While any sequence is generating, prompts get at most [`PREFILL_WHILE_DECODING`] tokens a
-//!   step, so a long prompt arriving never stalls the others' streams for more than a short chunk; shortest
-//!   prompt first keeps a short question from waiting behind a long document. Requests are admitted in arrival
-//!   order.
+//! - **Fairness.** While any sequence is generating, prompts longer than [`PREFILL_WHILE_DECODING`] tokens
+//!   are read one chunk of that size a step, so a long document arriving never stalls the others' streams for
+//!   more than a chunk; shorter prompts are read whole, so a burst of questions pauses the streams once rather
+//!   than once per chunk. Shortest prompt first keeps a short question from waiting behind a long document.
+//!   Requests are admitted in arrival order; an idle worker waits [`BURST_WINDOW`] after the first request of
+//!   a burst so the burst reads its prompts together.
 //! - **Prefix reuse.** A finished sequence's slot keeps its tokens cached. A new request starts from the longest
 //!   prefix any slot holds (its own slot's, or one copied from another slot, which costs no memory), so a shared
 //!   system prompt or the earlier turns of a conversation are read once.
@@ -43,10 +45,14 @@ use crate::stop::StopFilter;
 use crate::structured::{Grammars, OutputFormat};
 use crate::utf8::Utf8Decoder;
 
-/// Prompt tokens decoded per step while other sequences are generating. On two cores a step of this many
-/// prompt tokens of a 135M model takes about a quarter of a second: the longest pause a newcomer can put in
-/// the others' streams.
-const PREFILL_WHILE_DECODING: usize = 128;
+/// Prompt tokens decoded per step while other sequences are generating: the longest pause a newcomer can put
+/// in the others' streams (about a second for a 135M model on two cores). Larger chunks pause the streams
+/// fewer times for the same work; this bound keeps a long document from freezing them for its whole prompt.
+const PREFILL_WHILE_DECODING: usize = 512;
+
+/// How long an idle worker waits after the first request of a burst for the rest of it, so that requests
+/// arriving together read their prompts in one batch instead of the first one's stream pausing for the others.
+const BURST_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A place in the queue: counts the requests accepted but not finished, so [`crate::ChatModel::generate`] can
 /// refuse work beyond what the model runs plus what may wait. Dropping it, however the request ends, frees it.
@@ -212,7 +218,10 @@ impl Worker<'_> {
             let running = self.slots.iter().any(|slot| slot.sequence.is_some());
             if !running && self.waiting.is_empty() && self.suspended.is_empty() {
                 match queue.recv() {
-                    Ok(job) => self.waiting.push_back(job),
+                    Ok(job) => {
+                        self.waiting.push_back(job);
+                        std::thread::sleep(BURST_WINDOW);
+                    }
                     Err(_) => return,
                 }
             }
@@ -439,19 +448,24 @@ impl Worker<'_> {
                 prefilling.push((sequence.pending.len(), index));
             }
         }
-        let mut budget = if entries.is_empty() {
-            self.batch_size
-        } else {
-            PREFILL_WHILE_DECODING.min(self.batch_size.saturating_sub(entries.len()))
-        };
+        // While others stream, a prompt of up to one chunk is read whole (a burst of short prompts costs the
+        // streams one pause, not one per chunk), and longer prompts share one chunk per step between them.
+        let decoding = !entries.is_empty();
+        let mut budget = self.batch_size.saturating_sub(entries.len());
+        let mut long_budget = if decoding { PREFILL_WHILE_DECODING } else { budget };
         prefilling.sort_unstable();
         for (remaining, index) in prefilling {
-            if budget == 0 {
-                break;
+            let allowed = if decoding && remaining > PREFILL_WHILE_DECODING {
+                long_budget.min(budget)
+            } else {
+                budget
+            };
+            if allowed == 0 {
+                continue;
             }
             let slot = &self.slots[index];
             let Some(sequence) = &slot.sequence else { continue };
-            let take = remaining.min(budget);
+            let take = remaining.min(allowed);
             let start = slot.cached.len();
             for (offset, &token) in sequence.pending[..take].iter().enumerate() {
                 let last = take == remaining && offset + 1 == take;
@@ -463,6 +477,9 @@ impl Worker<'_> {
                 logits: (take == remaining).then(|| self.batch.n_tokens() - 1),
             });
             budget -= take;
+            if decoding && remaining > PREFILL_WHILE_DECODING {
+                long_budget -= take;
+            }
         }
         Ok(entries)
     }

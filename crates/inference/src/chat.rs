@@ -250,9 +250,13 @@ impl ChatModel {
         let max_sequences = options.max_sequences.max(1);
         let threads = i32::try_from(options.threads.max(1)).unwrap_or(i32::MAX);
         // One cache shared by every sequence (llama.cpp's unified KV cache), so memory goes where the tokens are
-        // and sequences can share a prefix's cells.
+        // and sequences can share a prefix's cells. A batch may be as large as the cache (llama.cpp still
+        // computes it in 512-token pieces), so a burst of requests reads all its prompts before any of them
+        // starts streaming, instead of the first streams pausing while the rest are read.
+        let kv_cache_tokens = options.kv_cache_tokens.max(window);
         let context_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(options.kv_cache_tokens.max(window)))
+            .with_n_ctx(NonZeroU32::new(kv_cache_tokens))
+            .with_n_batch(kv_cache_tokens)
             .with_n_seq_max(u32::try_from(max_sequences).unwrap_or(u32::MAX))
             .with_kv_unified(true)
             .with_n_threads(threads)

@@ -212,21 +212,25 @@ fn generation_request(request: ChatCompletionRequest) -> Result<(GenerationReque
 /// The chunks that carry a finished tool-mode answer: one function call, or its text.
 fn tool_answer_chunks(model: &str, answer: ToolAnswer, length_cut: bool) -> Vec<ChatCompletionChunk> {
     match answer {
-        ToolAnswer::Call { name, arguments } => {
-            let call = ToolCallDelta {
-                index: 0,
-                id: Some(format!("call_{}", uuid::Uuid::new_v4().simple())),
-                kind: Some("function".to_owned()),
-                function: Some(FunctionCallDelta {
-                    name: Some(name),
-                    arguments: Some(arguments),
-                }),
-            };
+        ToolAnswer::Calls(calls) => {
+            let deltas = calls
+                .into_iter()
+                .enumerate()
+                .map(|(index, call)| ToolCallDelta {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    id: Some(format!("call_{}", uuid::Uuid::new_v4().simple())),
+                    kind: Some("function".to_owned()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(call.name),
+                        arguments: Some(call.arguments),
+                    }),
+                })
+                .collect();
             vec![
                 chunk(
                     model,
                     Delta {
-                        tool_calls: Some(vec![call]),
+                        tool_calls: Some(deltas),
                         ..Delta::default()
                     },
                     None,
