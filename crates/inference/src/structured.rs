@@ -52,11 +52,23 @@ fn any_object() -> serde_json::Value {
 /// The names of a JSON-mode object's members while generating.
 const MEMBER_NAME: &str = "^[A-Za-z_][A-Za-z0-9_]{0,39}$";
 
-/// Gives every string schema without a `maxLength` (and without an `enum`, `const` or `format`, which bound it
-/// already) the generation limit, in place, through every nested schema.
-fn cap_open_strings(schema: &mut serde_json::Value) {
+/// Bounds a schema for generation, in place, through every nested schema, so the document closes within the
+/// token limit; whatever it generates still validates against the original:
+/// - every string schema without a `maxLength` (and without an `enum`, `const` or `format`, which bound it
+///   already) gets the generation limit;
+/// - an object schema that lists `properties` but says nothing of others gets `additionalProperties: false`:
+///   left open, a small model keeps inventing members (`"colour": "red", "color": ...`) until it is cut off,
+///   and generating only the declared members is always valid.
+fn bound_for_generation(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(object) => {
+            let open_object = object.contains_key("properties")
+                && !object.contains_key("additionalProperties")
+                && !object.contains_key("patternProperties")
+                && !object.contains_key("unevaluatedProperties");
+            if open_object {
+                object.insert("additionalProperties".to_owned(), serde_json::Value::Bool(false));
+            }
             let is_string = match object.get("type") {
                 Some(serde_json::Value::String(kind)) => kind == "string",
                 Some(serde_json::Value::Array(kinds)) => kinds.iter().any(|kind| kind == "string"),
@@ -71,11 +83,11 @@ fn cap_open_strings(schema: &mut serde_json::Value) {
             for (key, value) in object.iter_mut() {
                 // Literal values, not schemas.
                 if !matches!(key.as_str(), "enum" | "const" | "default" | "examples") {
-                    cap_open_strings(value);
+                    bound_for_generation(value);
                 }
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(cap_open_strings),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(bound_for_generation),
         _ => {}
     }
 }
@@ -104,7 +116,7 @@ impl Grammars {
             OutputFormat::JsonObject => any_object(),
             OutputFormat::JsonSchema(schema) => schema.clone(),
         };
-        cap_open_strings(&mut schema);
+        bound_for_generation(&mut schema);
         // Compact JSON on one line: whitespace a small model could ramble in costs tokens and proves nothing. A
         // schema that sets its own `x-guidance` options keeps them.
         if let Some(object) = schema.as_object_mut() {
@@ -133,6 +145,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn objects_with_declared_properties_generate_only_those() {
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "properties": {"colour": {"enum": ["red"]}, "inner": {"type": "object", "properties": {}}},
+            "required": ["colour"]
+        });
+        bound_for_generation(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["inner"]["additionalProperties"], false);
+        let mut open =
+            serde_json::json!({"type": "object", "properties": {}, "additionalProperties": {"type": "integer"}});
+        bound_for_generation(&mut open);
+        assert_eq!(open["additionalProperties"], serde_json::json!({"type": "integer"}));
+    }
+
+    #[test]
     fn open_strings_get_the_generation_limit_and_bounded_ones_keep_theirs() {
         let mut schema = serde_json::json!({
             "type": "object",
@@ -146,7 +174,7 @@ mod tests {
             },
             "$defs": {"note": {"type": "string"}}
         });
-        cap_open_strings(&mut schema);
+        bound_for_generation(&mut schema);
         let limit = serde_json::json!(OPEN_STRING_LIMIT);
         assert_eq!(schema["properties"]["email"]["maxLength"], limit);
         assert_eq!(schema["properties"]["name"]["maxLength"], 10);
