@@ -10,19 +10,16 @@ import argparse
 import csv
 import json
 import os
-import re
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
 import numpy as np  # noqa: E402
 from bert_reference import BertReference  # noqa: E402
+from foundation import start_flywheel  # noqa: E402
 
 MODEL = "all-minilm-l6-v2"
 
@@ -31,32 +28,6 @@ def post(base, body):
     request = urllib.request.Request(base + "/v1/embeddings", json.dumps(body).encode(), {"content-type": "application/json"})
     with urllib.request.urlopen(request) as response:
         return json.load(response)
-
-
-def start(binary, models_dir, threads):
-    data_dir = tempfile.mkdtemp(prefix="flywheel-bench-")
-    process = subprocess.Popen(
-        [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models_dir,
-         "--threads", str(threads)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    base = None
-    for line in process.stderr:
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            base = match.group(1)
-            break
-    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/readyz") as response:
-                if response.status == 200:
-                    return process, base
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("flywheel did not become ready")
 
 
 def rate(base, titles, batch):
@@ -79,7 +50,7 @@ def main():
     args = parser.parse_args()
     with open(args.products, newline="") as file:
         titles = [row["product_name"] for row in csv.DictReader(file, delimiter="\t")]
-    process, base = start(os.path.abspath(args.binary), args.models_dir, args.threads)
+    process, base = start_flywheel(os.path.abspath(args.binary), args.models_dir, args.threads)
     try:
         speeds = {1: [], 32: []}
         for _ in range(args.runs):

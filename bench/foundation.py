@@ -39,12 +39,14 @@ def rss_mib(pid):
     return float("nan")
 
 
-def one_run(binary, models_dir, queries):
+def start_flywheel(binary, models_dir, threads=2):
+    """Starts `flywheel up` on a fresh data directory and an ephemeral port, in its own session, and returns the
+    process and its base URL once `/readyz` says ready."""
     data_dir = tempfile.mkdtemp(prefix="flywheel-bench-")
-    started = time.perf_counter()
     process = subprocess.Popen(
-        [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models_dir, "--threads", "2"],
-        stderr=subprocess.PIPE, text=True,
+        [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models_dir,
+         "--threads", str(threads)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     base = None
     for line in process.stderr:
@@ -52,15 +54,24 @@ def one_run(binary, models_dir, queries):
         if match:
             base = match.group(1)
             break
+    if base is None:
+        raise SystemExit("flywheel exited before listening")
     threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-    while True:
+    deadline = time.time() + 120
+    while time.time() < deadline:
         try:
             with urllib.request.urlopen(base + "/readyz") as response:
                 if response.status == 200:
-                    break
+                    return process, base
         except OSError:
             pass
         time.sleep(0.005)
+    raise SystemExit("flywheel did not become ready")
+
+
+def one_run(binary, models_dir, queries):
+    started = time.perf_counter()
+    process, base = start_flywheel(binary, models_dir)
     ready_s = time.perf_counter() - started
     time.sleep(1.0)
     idle_rss = rss_mib(process.pid)

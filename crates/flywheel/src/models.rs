@@ -176,7 +176,7 @@ pub fn add(models_dir: &Path, new: NewModel<'_>) -> Result<EmbeddedModel, Models
         return Err(ModelsError::InvalidId(id));
     }
     let mut registry = read_registry(models_dir)?;
-    if id == CHAT_MODEL_ID || id == EMBEDDING_MODEL_ID || registry.models.iter().any(|entry| entry.id == id) {
+    if is_built_in(&id) || registry.models.iter().any(|entry| entry.id == id) {
         return Err(ModelsError::DuplicateId(id));
     }
     let absolute = std::path::absolute(source).map_err(|source_error| ModelsError::Read {
@@ -219,7 +219,7 @@ pub fn add(models_dir: &Path, new: NewModel<'_>) -> Result<EmbeddedModel, Models
 
 /// Unregisters an added model and deletes its copy (a linked model's file stays where it is).
 pub fn remove(models_dir: &Path, id: &str) -> Result<EmbeddedModel, ModelsError> {
-    if id == CHAT_MODEL_ID || id == EMBEDDING_MODEL_ID {
+    if is_built_in(id) {
         return Err(ModelsError::BuiltIn(id.to_owned()));
     }
     let mut registry = read_registry(models_dir)?;
@@ -251,6 +251,10 @@ pub fn remove(models_dir: &Path, id: &str) -> Result<EmbeddedModel, ModelsError>
         built_in: false,
         linked: entry.linked,
     })
+}
+
+fn is_built_in(id: &str) -> bool {
+    id == CHAT_MODEL_ID || id == EMBEDDING_MODEL_ID
 }
 
 /// The file name without its extension, lower-cased, with anything but letters, digits, '.', '_' and '-'

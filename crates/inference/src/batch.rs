@@ -390,8 +390,7 @@ impl Worker<'_> {
         if matches!(removed, Ok(true)) {
             cached.truncate(keep);
         } else {
-            let _ = self.context.clear_kv_cache_seq(Some(slot_id(slot)), None, None);
-            cached.clear();
+            self.forget_all(slot);
         }
     }
 
@@ -494,13 +493,11 @@ impl Worker<'_> {
             self.forget(index, 0);
             return true;
         }
-        let running: Vec<usize> = (0..self.slots.len())
-            .filter(|&index| self.slots[index].sequence.is_some())
-            .collect();
-        if running.len() < 2 {
+        let running = || (0..self.slots.len()).filter(|&index| self.slots[index].sequence.is_some());
+        if running().count() < 2 {
             return false;
         }
-        let youngest = running.into_iter().max_by_key(|&index| {
+        let youngest = running().max_by_key(|&index| {
             self.slots[index]
                 .sequence
                 .as_ref()
@@ -510,7 +507,7 @@ impl Worker<'_> {
         let Some(mut sequence) = self.slots[index].sequence.take() else {
             return false;
         };
-        let mut tokens = std::mem::take(&mut self.slots[index].cached);
+        let mut tokens = self.slots[index].cached.clone();
         self.forget_all(index);
         tokens.append(&mut sequence.pending);
         sequence.pending = tokens;
@@ -523,6 +520,7 @@ impl Worker<'_> {
         true
     }
 
+    /// Drops all of a slot's cached tokens.
     fn forget_all(&mut self, slot: usize) {
         let _ = self.context.clear_kv_cache_seq(Some(slot_id(slot)), None, None);
         self.slots[slot].cached.clear();
