@@ -255,9 +255,10 @@ def test_the_embedded_model_calls_tools_with_valid_arguments(client, tool_choice
         max_tokens=200,
     )
     answer = second.choices[0]
-    assert answer.finish_reason in ("stop", "tool_calls")
-    if answer.finish_reason == "stop":
-        assert answer.message.content
+    # A text answer may run to max_tokens (the 135M model rambles after a tool result); cut off, it is still text.
+    assert answer.finish_reason in ("stop", "length", "tool_calls")
+    if answer.finish_reason != "tool_calls":
+        assert answer.message.content and not answer.message.tool_calls
     else:
         jsonschema.validate(json.loads(answer.message.tool_calls[0].function.arguments),
                             WEATHER_TOOL["function"]["parameters"])
