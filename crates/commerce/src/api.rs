@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::{CommerceError, Product, ProductAnswer, SearchPage, SearchQuery, Storefront};
+use crate::{CommerceError, Product, ProductAnswer, SearchMode, SearchPage, SearchQuery, Storefront};
 
 /// Hits per page when the client does not say.
 const DEFAULT_LIMIT: usize = 10;
@@ -33,6 +33,9 @@ struct SearchParams {
     q: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    mode: Option<String>,
+    typo_tolerance: Option<bool>,
+    rerank: Option<bool>,
 }
 
 async fn search(
@@ -46,13 +49,17 @@ async fn search(
             "the query parameter 'q' is required and must not be empty".to_owned(),
         ));
     }
+    let defaults = SearchQuery::new(&text);
     let query = SearchQuery {
-        text,
         limit: params.limit.unwrap_or(DEFAULT_LIMIT),
         offset: params.offset.unwrap_or(0),
+        mode: params.mode.as_deref().map_or(Ok(defaults.mode), SearchMode::parse)?,
+        typo_tolerance: params.typo_tolerance.unwrap_or(defaults.typo_tolerance),
+        rerank: params.rerank.unwrap_or(defaults.rerank),
+        ..defaults
     };
-    // Searching the in-RAM index takes well under a millisecond, so it runs here rather than on the blocking pool.
-    Ok(Json(storefront.search(&query)?))
+    // Ranking in-RAM indexes takes about a millisecond, so it runs here rather than on the blocking pool.
+    Ok(Json(storefront.search(&query).await?))
 }
 
 async fn product(

@@ -73,9 +73,9 @@ impl Catalog {
     /// Imports a WANDS `product.csv` file; see [`Catalog::read_wands`] for the format.
     pub fn load_wands(path: &Path) -> Result<(Catalog, ImportReport), CommerceError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|source| CommerceError::CatalogRead {
+        let file = File::open(path).map_err(|cause| CommerceError::CatalogRead {
             catalog: name.clone(),
-            source,
+            cause,
         })?;
         Catalog::read_wands(file, &name)
     }
@@ -121,10 +121,10 @@ impl Catalog {
                 Err(error) => {
                     let line = error.position().map_or(0, csv::Position::line);
                     let reason = match error.into_kind() {
-                        csv::ErrorKind::Io(source) => {
+                        csv::ErrorKind::Io(cause) => {
                             return Err(CommerceError::CatalogRead {
                                 catalog: name.to_owned(),
-                                source,
+                                cause,
                             });
                         }
                         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_owned(),

@@ -10,12 +10,12 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum CommerceError {
     /// The catalog could not be opened or read.
-    #[error("cannot read {catalog}: {source}")]
+    #[error("cannot read {catalog}: {cause}")]
     CatalogRead {
         /// Which catalog: its path, or the built-in demo.
         catalog: String,
         /// The underlying I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The catalog as a whole is not in the expected format (rows with problems are rejected one by one
     /// instead, see [`crate::ImportReport`]).
@@ -44,6 +44,12 @@ pub enum CommerceError {
     /// The model behind the product assistant refused or failed; its status and code are the gateway's.
     #[error("the product assistant could not answer: {0}")]
     Assistant(gateway::GatewayError),
+    /// The embedding model refused or failed; its status and code are the gateway's.
+    #[error("the embedding model could not embed: {0}")]
+    Embedding(gateway::GatewayError),
+    /// Dense search is not available: no embedder, or the product vectors are not built yet.
+    #[error("vector search is unavailable: {0}")]
+    VectorsUnavailable(String),
     /// This storefront runs without a product assistant.
     #[error("this store has no product assistant")]
     AssistantUnavailable,
@@ -57,8 +63,9 @@ impl CommerceError {
             CommerceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
             CommerceError::CatalogLoading
             | CommerceError::CatalogUnavailable(_)
-            | CommerceError::AssistantUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            CommerceError::Assistant(error) => error.status(),
+            | CommerceError::AssistantUnavailable
+            | CommerceError::VectorsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CommerceError::Assistant(error) | CommerceError::Embedding(error) => error.status(),
             CommerceError::CatalogRead { .. } | CommerceError::CatalogFormat { .. } | CommerceError::Index(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -75,7 +82,8 @@ impl CommerceError {
             CommerceError::CatalogLoading => "catalog_loading",
             CommerceError::CatalogUnavailable(_) => "catalog_unavailable",
             CommerceError::Index(_) => "search_index_failed",
-            CommerceError::Assistant(error) => error.code(),
+            CommerceError::Assistant(error) | CommerceError::Embedding(error) => error.code(),
+            CommerceError::VectorsUnavailable(_) => "vectors_unavailable",
             CommerceError::AssistantUnavailable => "assistant_unavailable",
         }
     }

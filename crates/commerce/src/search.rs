@@ -4,17 +4,15 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
-};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyError, Term};
 
+use crate::vectors::best_first;
 use crate::{Catalog, CommerceError};
 
 /// Name under which the analyzer is registered with the index.
@@ -25,67 +23,23 @@ const NAME_BOOST: Score = 2.0;
 const MAX_QUERY_TERMS: usize = 32;
 /// Tokens longer than this are noise (hashes, run-together junk) and are dropped at index and query time.
 const MAX_TOKEN_CHARS: usize = 40;
+/// The fast field holding each document's row in the catalog.
+const ROW_FIELD: &str = "row";
 /// Indexing memory; tantivy needs at least 15 MB per indexing thread.
 const WRITER_MEMORY_BYTES: usize = 32_000_000;
 
-/// A search request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchQuery {
-    /// What the shopper typed; any text is accepted.
-    pub text: String,
-    /// How many hits to return, 1 to [`SearchQuery::MAX_LIMIT`].
-    pub limit: usize,
-    /// How many of the best hits to skip, for paging.
-    pub offset: usize,
-}
-
-impl SearchQuery {
-    /// The largest page a search returns.
-    pub const MAX_LIMIT: usize = 100;
-    /// How deep paging may go (`offset + limit`): ranking costs grow with it and nobody reads that far.
-    pub const MAX_RESULT_WINDOW: usize = 10_000;
-
-    fn validate(&self) -> Result<(), CommerceError> {
-        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
-            return Err(CommerceError::InvalidRequest(format!(
-                "limit must be between 1 and {}, got {}",
-                Self::MAX_LIMIT,
-                self.limit
-            )));
-        }
-        if self.offset.saturating_add(self.limit) > Self::MAX_RESULT_WINDOW {
-            return Err(CommerceError::InvalidRequest(format!(
-                "offset + limit must be at most {}, got offset {} and limit {}",
-                Self::MAX_RESULT_WINDOW,
-                self.offset,
-                self.limit
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// One ranked product.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SearchHit {
-    /// The product id.
-    pub id: String,
-    /// The BM25 score; only comparable within one search.
-    pub score: f32,
-}
-
-/// One page of ranked products.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SearchResults {
+/// The products a keyword search matched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeywordMatches {
     /// How many products match at least one query term.
     pub total: usize,
-    /// The requested page, best first.
-    pub hits: Vec<SearchHit>,
+    /// The best of them as (catalog row, BM25 score), best first.
+    pub rows: Vec<(usize, f32)>,
 }
 
 /// The indexed fields.
 struct Fields {
-    id: Field,
+    row: Field,
     name: Field,
     class: Field,
     category: Field,
@@ -109,7 +63,7 @@ impl SearchIndex {
         );
         let mut schema = Schema::builder();
         let fields = Fields {
-            id: schema.add_text_field("id", STRING | STORED),
+            row: schema.add_u64_field(ROW_FIELD, FAST),
             name: schema.add_text_field("name", text.clone()),
             class: schema.add_text_field("class", text.clone()),
             category: schema.add_text_field("category", text),
@@ -120,9 +74,9 @@ impl SearchIndex {
 
         // One indexing thread keeps documents in catalog order, so equal scores rank the same way every run.
         let mut writer: IndexWriter = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
-        for product in catalog.products() {
+        for (row, product) in catalog.products().iter().enumerate() {
             let mut document = TantivyDocument::default();
-            document.add_text(fields.id, &product.id);
+            document.add_u64(fields.row, row as u64);
             document.add_text(fields.name, &product.name);
             for class in &product.class {
                 document.add_text(fields.class, class);
@@ -141,12 +95,12 @@ impl SearchIndex {
         })
     }
 
-    /// The products matching any term of the query, best BM25 score first.
-    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults, CommerceError> {
-        query.validate()?;
-        let terms = self.query_terms(&query.text);
-        if terms.is_empty() {
-            return Ok(SearchResults::default());
+    /// The products matching any term of `text`, the best `depth` of them by BM25 score. Ties keep catalog
+    /// order, so a search ranks the same way every run.
+    pub fn search(&self, text: &str, depth: usize) -> Result<KeywordMatches, CommerceError> {
+        let terms = self.query_terms(text);
+        if terms.is_empty() || depth == 0 {
+            return Ok(KeywordMatches::default());
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 3);
         for term in &terms {
@@ -164,28 +118,19 @@ impl SearchIndex {
             clauses.push((Occur::Should, term_query(self.fields.category)));
         }
         let searcher = self.reader.searcher();
-        let collector = (
-            TopDocs::with_limit(query.limit)
-                .and_offset(query.offset)
-                .order_by_score(),
-            Count,
-        );
+        let collector = (TopDocs::with_limit(depth).order_by_score(), Count);
         let (top, total) = searcher.search(&BooleanQuery::new(clauses), &collector)?;
-        let hits = top
-            .into_iter()
-            .map(|(score, address)| {
-                let document: TantivyDocument = searcher.doc(address)?;
-                let id = document
-                    .get_first(self.fields.id)
-                    .and_then(|value| value.as_str())
-                    .ok_or_else(|| TantivyError::InternalError(format!("document {address:?} has no stored id")))?;
-                Ok(SearchHit {
-                    id: id.to_owned(),
-                    score,
-                })
-            })
-            .collect::<Result<Vec<_>, TantivyError>>()?;
-        Ok(SearchResults { total, hits })
+        let mut rows = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let segment = searcher.segment_reader(address.segment_ord);
+            let column = segment.fast_fields().u64(ROW_FIELD)?;
+            let row = column
+                .first(address.doc_id)
+                .ok_or_else(|| TantivyError::InternalError(format!("document {address:?} has no catalog row")))?;
+            rows.push((usize::try_from(row).unwrap_or(usize::MAX), score));
+        }
+        rows.sort_by(best_first);
+        Ok(KeywordMatches { total, rows })
     }
 
     /// The distinct analyzed terms of the user's text, in order of first appearance.
@@ -236,32 +181,24 @@ mod tests {
         (catalog, index)
     }
 
-    fn query(text: &str) -> SearchQuery {
-        SearchQuery {
-            text: text.to_owned(),
-            limit: 10,
-            offset: 0,
-        }
-    }
-
     #[test]
     fn finds_products_by_name_class_and_category() {
         let (catalog, index) = demo_index();
-        let results = index.search(&query("king poster bed")).unwrap();
+        let results = index.search("king poster bed", 10).unwrap();
         assert!(results.total > 10);
-        assert_eq!(results.hits.len(), 10);
-        let top = catalog.get(&results.hits[0].id).unwrap();
+        assert_eq!(results.rows.len(), 10);
+        let top = &catalog.products()[results.rows[0].0];
         assert!(top.name.contains("bed"), "{top:?}");
-        assert!(results.hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        assert!(results.rows.windows(2).all(|pair| pair[0].1 >= pair[1].1));
     }
 
     #[test]
     fn stemming_and_accent_folding_match_variants() {
         let (catalog, index) = demo_index();
         for text in ["Chairs", "chair", "WALL DECOR", "wall décor"] {
-            let results = index.search(&query(text)).unwrap();
-            assert!(!results.hits.is_empty(), "{text}");
-            let top = catalog.get(&results.hits[0].id).unwrap();
+            let results = index.search(text, 10).unwrap();
+            assert!(!results.rows.is_empty(), "{text}");
+            let top = &catalog.products()[results.rows[0].0];
             let words = format!("{} {} {}", top.name, top.class.join(" "), top.category_path.join(" ")).to_lowercase();
             assert!(
                 words.contains("chair") || words.contains("décor") || words.contains("decor"),
@@ -286,20 +223,16 @@ mod tests {
             &long,
         ];
         for text in odd {
-            index.search(&query(text)).unwrap();
+            index.search(text, 10).unwrap();
         }
-        assert!(!index.search(&query("name:bed")).unwrap().hits.is_empty());
+        assert!(!index.search("name:bed", 10).unwrap().rows.is_empty());
     }
 
     #[test]
     fn text_without_terms_matches_nothing() {
         let (_, index) = demo_index();
         for text in ["", "   ", "the and of", "!!! ??? ..."] {
-            assert_eq!(
-                index.search(&query(text)).unwrap(),
-                SearchResults::default(),
-                "{text:?}"
-            );
+            assert_eq!(index.search(text, 10).unwrap(), KeywordMatches::default(), "{text:?}");
         }
     }
 
@@ -307,48 +240,17 @@ mod tests {
     fn repeated_words_count_once() {
         let (_, index) = demo_index();
         assert_eq!(
-            index.search(&query("bed bed bed")).unwrap(),
-            index.search(&query("bed")).unwrap()
+            index.search("bed bed bed", 10).unwrap(),
+            index.search("bed", 10).unwrap()
         );
     }
 
     #[test]
-    fn offset_pages_through_the_same_ranking() {
+    fn a_deeper_search_extends_the_same_ranking() {
         let (_, index) = demo_index();
-        let first = index
-            .search(&SearchQuery {
-                limit: 20,
-                ..query("oak table")
-            })
-            .unwrap();
-        let second = index
-            .search(&SearchQuery {
-                limit: 10,
-                offset: 10,
-                ..query("oak table")
-            })
-            .unwrap();
-        assert_eq!(first.total, second.total);
-        assert_eq!(first.hits[10..], second.hits[..]);
-    }
-
-    #[test]
-    fn limits_and_windows_are_validated() {
-        let (_, index) = demo_index();
-        let too_many = SearchQuery {
-            limit: 101,
-            ..query("bed")
-        };
-        let none = SearchQuery {
-            limit: 0,
-            ..query("bed")
-        };
-        let too_deep = SearchQuery {
-            offset: usize::MAX,
-            ..query("bed")
-        };
-        for bad in [too_many, none, too_deep] {
-            assert_eq!(index.search(&bad).unwrap_err().code(), "invalid_request", "{bad:?}");
-        }
+        let shallow = index.search("oak table", 10).unwrap();
+        let deep = index.search("oak table", 20).unwrap();
+        assert_eq!(shallow.total, deep.total);
+        assert_eq!(deep.rows[..10], shallow.rows[..]);
     }
 }

@@ -1,16 +1,107 @@
 //! The storefront: the shared handle that the API and the pages serve from. It owns the catalog's lifecycle
-//! (loading, ready, failed) and joins search hits with their products; it never blocks on a load in progress.
+//! (loading, ready, failed), runs the search pipeline (typo correction, keyword and vector candidates, fusion,
+//! category-intent rerank, paging) and joins hits with their products; it never blocks on a load in progress.
 
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
+use crate::spelling::{Correction, Speller};
+use crate::vectors::{ProductVectors, TextEmbedder, embed_all, embedding_text, fingerprint};
 use crate::{
     Catalog, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant, SearchIndex,
-    SearchQuery,
 };
+
+/// How many candidates each retriever contributes before fusion, at least: deep enough that a product ranked
+/// low by one retriever but high by the other still makes the first page.
+const CANDIDATE_DEPTH: usize = 100;
+/// The file, in the vector cache directory, holding the product vectors of the last catalog embedded.
+const VECTOR_FILE: &str = "product-vectors.bin";
+
+/// How a search finds its candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 over the product's words.
+    Keyword,
+    /// Nearest product vectors to the query's embedding.
+    Dense,
+    /// Both, fused by reciprocal rank; keyword alone while the product vectors are still being built.
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    /// The mode named `name` (`keyword`, `dense` or `hybrid`).
+    pub fn parse(name: &str) -> Result<SearchMode, CommerceError> {
+        match name {
+            "keyword" => Ok(SearchMode::Keyword),
+            "dense" => Ok(SearchMode::Dense),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(CommerceError::InvalidRequest(format!(
+                "mode must be keyword, dense or hybrid, got '{other}'"
+            ))),
+        }
+    }
+}
+
+/// A search request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// What the shopper typed; any text is accepted.
+    pub text: String,
+    /// How many hits to return, 1 to [`SearchQuery::MAX_LIMIT`].
+    pub limit: usize,
+    /// How many of the best hits to skip, for paging.
+    pub offset: usize,
+    /// How candidates are found.
+    pub mode: SearchMode,
+    /// Whether words the catalog does not know are corrected to ones it does.
+    pub typo_tolerance: bool,
+    /// Whether the ranking is adjusted toward the category the best candidates agree on.
+    pub rerank: bool,
+}
+
+impl SearchQuery {
+    /// The largest page a search returns.
+    pub const MAX_LIMIT: usize = 100;
+    /// How deep paging may go (`offset + limit`): ranking costs grow with it and nobody reads that far.
+    pub const MAX_RESULT_WINDOW: usize = 10_000;
+
+    /// A first page of 10 hits for `text`, with every default: hybrid, typo tolerance and rerank on.
+    pub fn new(text: &str) -> SearchQuery {
+        SearchQuery {
+            text: text.to_owned(),
+            limit: 10,
+            offset: 0,
+            mode: SearchMode::default(),
+            typo_tolerance: true,
+            rerank: true,
+        }
+    }
+
+    fn validate(&self) -> Result<(), CommerceError> {
+        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
+            return Err(CommerceError::InvalidRequest(format!(
+                "limit must be between 1 and {}, got {}",
+                Self::MAX_LIMIT,
+                self.limit
+            )));
+        }
+        if self.offset.saturating_add(self.limit) > Self::MAX_RESULT_WINDOW {
+            return Err(CommerceError::InvalidRequest(format!(
+                "offset + limit must be at most {}, got offset {} and limit {}",
+                Self::MAX_RESULT_WINDOW,
+                self.offset,
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// The demo catalog (the WANDS subset in `data/wands/`), built into the binary so that the store works with
 /// no files around.
@@ -32,7 +123,7 @@ pub struct ProductHit {
     /// The product.
     #[serde(flatten)]
     pub product: Product,
-    /// The BM25 score; only comparable within one search.
+    /// The ranking score (BM25, cosine or fused, by mode); only comparable within one search.
     pub score: f32,
 }
 
@@ -41,7 +132,15 @@ pub struct ProductHit {
 pub struct SearchPage {
     /// The text searched for, as given.
     pub query: String,
-    /// How many products match.
+    /// The text actually searched when typos were corrected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected_query: Option<String>,
+    /// The words corrected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<Correction>,
+    /// The mode that ran: a hybrid search is keyword-only until the product vectors are built.
+    pub mode: SearchMode,
+    /// How many products match (for vector modes, how many candidates were ranked).
     pub total: usize,
     /// Time spent searching and joining, in milliseconds.
     pub took_ms: f64,
@@ -49,10 +148,23 @@ pub struct SearchPage {
     pub hits: Vec<ProductHit>,
 }
 
-/// A loaded catalog and its index; replaced whole, never mutated.
+/// A loaded catalog and its indexes; replaced whole, never mutated except that its vectors arrive once built.
 struct LoadedCatalog {
     catalog: Catalog,
     index: SearchIndex,
+    speller: Speller,
+    vectors: OnceLock<ProductVectors>,
+}
+
+/// What building the product vectors did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VectorSummary {
+    /// Products with a vector.
+    pub products: usize,
+    /// The vectors' length.
+    pub dimensions: usize,
+    /// Whether they were read from the cache file instead of embedded.
+    pub from_cache: bool,
 }
 
 #[derive(Default)]
@@ -69,6 +181,7 @@ enum CatalogState {
 pub struct Storefront {
     state: Arc<RwLock<CatalogState>>,
     assistant: Option<Arc<ProductAssistant>>,
+    embedder: Option<Arc<TextEmbedder>>,
 }
 
 impl Storefront {
@@ -83,6 +196,62 @@ impl Storefront {
             assistant: Some(Arc::new(assistant)),
             ..self
         }
+    }
+
+    /// The same storefront, embedding products and queries with `embedder` for dense and hybrid search.
+    pub fn with_embedder(self, embedder: TextEmbedder) -> Self {
+        Storefront {
+            embedder: Some(Arc::new(embedder)),
+            ..self
+        }
+    }
+
+    /// Embeds every product of the loaded catalog, or reads the vectors from `cache_dir` when they were built
+    /// for this very catalog and model, and serves dense and hybrid search from then on. Progress is reported
+    /// as (done, total) products.
+    pub async fn build_vectors(
+        &self,
+        cache_dir: Option<&Path>,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<VectorSummary, CommerceError> {
+        let embedder = self
+            .embedder
+            .as_ref()
+            .ok_or_else(|| CommerceError::VectorsUnavailable("this store has no embedding model".to_owned()))?;
+        let loaded = self.loaded()?;
+        let texts: Vec<String> = loaded.catalog.products().iter().map(embedding_text).collect();
+        let key = fingerprint(embedder.model(), texts.iter().map(String::as_str));
+        let path = cache_dir.map(|dir| dir.join(VECTOR_FILE));
+        let cached = path
+            .as_deref()
+            .and_then(|path| ProductVectors::load(path, &key))
+            .filter(|vectors| vectors.len() == texts.len());
+        let from_cache = cached.is_some();
+        let vectors = match cached {
+            Some(vectors) => vectors,
+            None => {
+                let vectors = embed_all(embedder, &texts, progress).await?;
+                if let Some(path) = &path
+                    && let Err(error) = vectors.save(path, &key)
+                {
+                    tracing::warn!(path = %path.display(), %error, "could not save the product vectors; they will be embedded again on restart");
+                }
+                vectors
+            }
+        };
+        let summary = VectorSummary {
+            products: vectors.len(),
+            dimensions: vectors.dimensions(),
+            from_cache,
+        };
+        // A catalog swapped in meanwhile keeps keyword search until its own vectors are built.
+        let _ = loaded.vectors.set(vectors);
+        Ok(summary)
+    }
+
+    /// Whether dense and hybrid search are served (the product vectors are built).
+    pub fn has_vectors(&self) -> bool {
+        self.loaded().is_ok_and(|loaded| loaded.vectors.get().is_some())
     }
 
     /// Answers a shopper's question about the product `product_id`.
@@ -112,11 +281,27 @@ impl Storefront {
         catalog_name: &str,
     ) -> Result<LoadSummary, CommerceError> {
         let indexed = imported.and_then(|(catalog, report)| Ok((SearchIndex::build(&catalog)?, catalog, report)));
+        let indexed = indexed.map(|(index, catalog, report)| {
+            let speller = Speller::new(catalog.products().iter().flat_map(|product| {
+                std::iter::once(product.name.as_str())
+                    .chain(product.class.iter().map(String::as_str))
+                    .chain(product.category_path.iter().map(String::as_str))
+            }));
+            (
+                LoadedCatalog {
+                    catalog,
+                    index,
+                    speller,
+                    vectors: OnceLock::new(),
+                },
+                report,
+            )
+        });
         // The lock is taken only once the slow work is done, so searches keep answering meanwhile.
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         match indexed {
-            Ok((index, catalog, report)) => {
-                *state = CatalogState::Ready(Arc::new(LoadedCatalog { catalog, index }));
+            Ok((loaded, report)) => {
+                *state = CatalogState::Ready(Arc::new(loaded));
                 drop(state);
                 for row in &report.rejected {
                     tracing::warn!(catalog = catalog_name, line = row.line, reason = %row.reason, "catalog row skipped");
@@ -143,25 +328,74 @@ impl Storefront {
         )
     }
 
-    /// Searches the catalog and joins each hit with its product.
-    pub fn search(&self, query: &SearchQuery) -> Result<SearchPage, CommerceError> {
+    /// Searches the catalog and joins each hit with its product. A dense search before the product vectors
+    /// are built is refused with [`CommerceError::VectorsUnavailable`]; a hybrid one runs keyword-only.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, CommerceError> {
         let started = Instant::now();
+        query.validate()?;
         let loaded = self.loaded()?;
-        let results = loaded.index.search(query)?;
-        let hits = results
-            .hits
+        let (text, corrections) = if query.typo_tolerance {
+            loaded.speller.correct(&query.text)
+        } else {
+            (query.text.clone(), Vec::new())
+        };
+        let depth = CANDIDATE_DEPTH.max(query.offset + query.limit);
+        let vectors = loaded.vectors.get().zip(self.embedder.as_ref());
+        let mode = match (query.mode, vectors) {
+            (SearchMode::Dense, None) => {
+                return Err(CommerceError::VectorsUnavailable(
+                    "the product vectors are not built yet; search with mode=keyword meanwhile".to_owned(),
+                ));
+            }
+            (SearchMode::Hybrid, None) => SearchMode::Keyword,
+            (mode, _) => mode,
+        };
+        let keyword = match mode {
+            SearchMode::Dense => Default::default(),
+            SearchMode::Keyword | SearchMode::Hybrid => loaded.index.search(&text, depth)?,
+        };
+        let dense = match (mode, vectors) {
+            (SearchMode::Dense | SearchMode::Hybrid, Some((vectors, embedder))) if !text.trim().is_empty() => {
+                let query_vector = embedder.embed_query(&text).await?;
+                vectors.nearest(&query_vector, depth)
+            }
+            _ => Vec::new(),
+        };
+        let total = keyword.total.max(dense.len());
+        let mut ranked = match mode {
+            SearchMode::Keyword if !query.rerank => keyword.rows,
+            SearchMode::Dense if !query.rerank => dense,
+            SearchMode::Keyword => reciprocal_rank_fusion(&[&keyword.rows]),
+            SearchMode::Dense => reciprocal_rank_fusion(&[&dense]),
+            SearchMode::Hybrid => reciprocal_rank_fusion(&[&keyword.rows, &dense]),
+        };
+        if query.rerank {
+            let products = loaded.catalog.products();
+            rerank_by_category_intent(
+                &mut ranked,
+                |row| products.get(row).map_or(&[][..], |product| product.class.as_slice()),
+                1.0 / (RRF_K + 1.0),
+            );
+        }
+        let hits = ranked
             .into_iter()
-            // The index is built from this very catalog, so every hit has its product.
-            .filter_map(|hit| {
-                loaded.catalog.get(&hit.id).map(|product| ProductHit {
+            .skip(query.offset)
+            .take(query.limit)
+            // Rows come from indexes built from this very catalog, so every one has its product.
+            .filter_map(|(row, score)| {
+                loaded.catalog.products().get(row).map(|product| ProductHit {
                     product: product.clone(),
-                    score: hit.score,
+                    score,
                 })
             })
             .collect();
+        let corrected_query = (!corrections.is_empty()).then_some(text);
         Ok(SearchPage {
             query: query.text.clone(),
-            total: results.total,
+            corrected_query,
+            corrections,
+            mode,
+            total,
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             hits,
         })
@@ -207,11 +441,15 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/wands/product.csv")
     }
 
+    fn search(storefront: &Storefront, text: &str) -> Result<SearchPage, CommerceError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(storefront.search(&query(text)))
+    }
+
     fn query(text: &str) -> SearchQuery {
         SearchQuery {
-            text: text.to_owned(),
             limit: 5,
-            offset: 0,
+            ..SearchQuery::new(text)
         }
     }
 
@@ -219,7 +457,7 @@ mod tests {
     fn serves_only_once_loaded() {
         let storefront = Storefront::new();
         assert!(!storefront.is_ready());
-        assert_eq!(storefront.search(&query("bed")).unwrap_err().code(), "catalog_loading");
+        assert_eq!(search(&storefront, "bed").unwrap_err().code(), "catalog_loading");
         assert_eq!(storefront.product("13").unwrap_err().code(), "catalog_loading");
 
         // Loading through a clone readies every handle: they share one state.
@@ -239,7 +477,7 @@ mod tests {
     fn search_hits_carry_their_products() {
         let storefront = Storefront::new();
         storefront.load(&demo_catalog()).unwrap();
-        let page = storefront.search(&query("king poster bed")).unwrap();
+        let page = search(&storefront, "king poster bed").unwrap();
         assert_eq!(page.query, "king poster bed");
         assert_eq!(page.hits.len(), 5);
         for hit in &page.hits {
@@ -272,14 +510,11 @@ mod tests {
     fn a_failed_load_is_unavailable_but_a_failed_reload_keeps_serving() {
         let storefront = Storefront::new();
         storefront.load(Path::new("/nonexistent/product.csv")).unwrap_err();
-        assert_eq!(
-            storefront.search(&query("bed")).unwrap_err().code(),
-            "catalog_unavailable"
-        );
+        assert_eq!(search(&storefront, "bed").unwrap_err().code(), "catalog_unavailable");
 
         storefront.load(&demo_catalog()).unwrap();
         storefront.load(Path::new("/nonexistent/product.csv")).unwrap_err();
         assert!(storefront.is_ready());
-        assert!(!storefront.search(&query("bed")).unwrap().hits.is_empty());
+        assert!(!search(&storefront, "bed").unwrap().hits.is_empty());
     }
 }

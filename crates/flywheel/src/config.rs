@@ -39,6 +39,9 @@ pub struct UpArgs {
     /// Product catalog to serve, a WANDS-format TSV file [default: the built-in demo catalog]
     #[arg(long, env = "FLYWHEEL_CATALOG")]
     catalog: Option<PathBuf>,
+    /// Where the catalog's product vectors are kept between starts [default: <data-dir>/search]
+    #[arg(long, env = "FLYWHEEL_VECTOR_CACHE_DIR")]
+    vector_cache_dir: Option<PathBuf>,
     /// CPU threads for the embedded chat model [default: all cores]
     #[arg(long, env = "FLYWHEEL_THREADS")]
     threads: Option<usize>,
@@ -82,6 +85,7 @@ struct FileConfig {
     redis_url: Option<String>,
     models_dir: Option<PathBuf>,
     catalog: Option<PathBuf>,
+    vector_cache_dir: Option<PathBuf>,
     threads: Option<usize>,
     context_length: Option<u32>,
     max_sequences: Option<usize>,
@@ -108,6 +112,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     pub models_dir: PathBuf,
     pub catalog: Option<PathBuf>,
+    /// Where the product vectors are cached.
+    pub vector_cache_dir: PathBuf,
     pub threads: usize,
     pub context_length: u32,
     /// Requests the embedded chat model decodes together.
@@ -187,6 +193,10 @@ impl Settings {
                 .parse()
                 .map_err(|_| ConfigError::Invalid(format!("bad built-in listen address {DEFAULT_LISTEN}")))?,
         };
+        let vector_cache_dir = args
+            .vector_cache_dir
+            .or(file.vector_cache_dir)
+            .unwrap_or_else(|| data_dir.join("search"));
         Ok(Settings {
             listen,
             data_dir,
@@ -194,6 +204,7 @@ impl Settings {
             redis_url: args.redis_url.or(file.redis_url),
             models_dir,
             catalog: args.catalog.or(file.catalog),
+            vector_cache_dir,
             threads,
             context_length,
             max_sequences,

@@ -134,12 +134,12 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 };
                 let issued = keys.create(new).await?;
                 eprintln!("created {} for tenant {}", issued.info.id, issued.info.tenant);
-                println!("{}", issued.key);
+                outln!("{}", issued.key);
             }
             KeysCommand::List { json } => {
                 let all = keys.list().await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&all)?);
+                    outln!("{}", serde_json::to_string_pretty(&all)?);
                 } else {
                     print_table(&all);
                 }
@@ -174,7 +174,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
             KeysCommand::Rotate { id } => {
                 let issued = keys.rotate(&id).await?;
                 eprintln!("rotated {}", issued.info.id);
-                println!("{}", issued.key);
+                outln!("{}", issued.key);
             }
             KeysCommand::Revoke { id } => {
                 let key = keys.revoke(&id).await?;
@@ -189,9 +189,15 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
 }
 
 fn print_table(keys: &[KeyInfo]) {
-    println!(
+    outln!(
         "{:<36}  {:<16}  {:<12}  {:<8}  {:<8}  {:<12}  {:<20}  status",
-        "id", "tenant", "prefix", "rpm", "tpm", "budget usd", "models"
+        "id",
+        "tenant",
+        "prefix",
+        "rpm",
+        "tpm",
+        "budget usd",
+        "models"
     );
     for key in keys {
         let limit = |value: Option<u32>| value.map_or_else(|| "-".to_owned(), |n| n.to_string());
@@ -207,7 +213,7 @@ fn print_table(keys: &[KeyInfo]) {
             Some(Rejection::Expired) => "expired",
             Some(Rejection::Unknown) | None => "active",
         };
-        println!(
+        outln!(
             "{:<36}  {:<16}  {:<12}  {:<8}  {:<8}  {:<12}  {:<20}  {status}",
             key.id,
             key.tenant,

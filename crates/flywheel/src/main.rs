@@ -1,5 +1,14 @@
 //! The `flywheel` binary: parses flags and configuration, then wires the crates into one server.
 
+/// `println!` for command output: a reader that goes away (`flywheel ... | head`) ends the command quietly
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout_line(format_args!($($arg)*))
+    };
+}
+
+mod catalog_cli;
 mod config;
 mod keys_cli;
 mod models;
@@ -28,6 +37,20 @@ enum Command {
     Keys(keys_cli::KeysArgs),
     /// List, add and remove the embedded models.
     Models(models_cli::ModelsArgs),
+    /// Work on a product catalog: measure search relevance.
+    Catalog(catalog_cli::CatalogArgs),
+}
+
+fn write_stdout_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {error}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {
@@ -38,6 +61,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Up(args) => run_up(args),
         Command::Keys(args) => run_keys(args),
+        Command::Catalog(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            match runtime
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(catalog_cli::run(args)))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Models(args) => match models_cli::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -107,7 +107,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                 .map(Listing::of)
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&listings)?);
+                outln!("{}", serde_json::to_string_pretty(&listings)?);
             } else {
                 print_table(&listings);
             }
@@ -121,7 +121,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                     link,
                 },
             )?;
-            println!(
+            outln!(
                 "added {} model {} ({}); `flywheel up` serves it from its next start",
                 added.kind.as_str(),
                 added.id,
@@ -135,7 +135,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             } else {
                 "removed with its copy"
             };
-            println!("{} {what} ({})", removed.id, removed.path.display());
+            outln!("{} {what} ({})", removed.id, removed.path.display());
         }
     }
     Ok(())
@@ -178,7 +178,7 @@ fn print_table(listings: &[Listing]) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &rows {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::models::{CHAT_MODEL_ID, EmbeddedModel, Kind};
+use crate::models::{CHAT_MODEL_ID, EMBEDDING_MODEL_ID, EmbeddedModel, Kind};
 /// The tenant the storefront's own model calls are accounted to in the ledger.
 const STOREFRONT_TENANT: &str = "storefront";
 
@@ -80,15 +80,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             gateway.declare_model(&model.id, kind);
         }
         spawn_model_loading(&settings, &gateway, embedded);
-        commerce::Storefront::new().with_assistant(commerce::ProductAssistant::new(
-            gateway.client(STOREFRONT_TENANT),
-            CHAT_MODEL_ID,
-        ))
+        commerce::Storefront::new()
+            .with_assistant(commerce::ProductAssistant::new(
+                gateway.client(STOREFRONT_TENANT),
+                CHAT_MODEL_ID,
+            ))
+            .with_embedder(commerce::TextEmbedder::new(
+                gateway.client(STOREFRONT_TENANT),
+                EMBEDDING_MODEL_ID,
+            ))
     } else {
         tracing::info!("embedded models off: serving only the configured models");
         commerce::Storefront::new()
     };
-    spawn_catalog_loading(&settings, &storefront);
+    spawn_catalog_loading(
+        &settings,
+        &storefront,
+        settings.embedded_models.then(|| gateway.clone()),
+    );
 
     let readiness = Readiness {
         gateway: gateway.clone(),
@@ -187,7 +196,57 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, embedded: Vec<Emb
     }
 }
 
-fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront) {
+/// Loads the catalog on the blocking pool; then, when `embedder_gateway` serves the embedding model, embeds the
+/// products (or reads their vectors from `<data-dir>/search`) for dense and hybrid search.
+fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront, embedder_gateway: Option<Gateway>) {
+    let vector_dir = settings.vector_cache_dir.clone();
+    let indexed = spawn_catalog_indexing(settings, storefront);
+    let storefront = storefront.clone();
+    tokio::spawn(async move {
+        let Some(gateway) = embedder_gateway else { return };
+        if !matches!(indexed.await, Ok(true)) || !embedding_model_ready(&gateway).await {
+            return;
+        }
+        let started = Instant::now();
+        let mut logged = 0;
+        let progress = |done: usize, total: usize| {
+            // A line per quarter, so a first start on a large catalog shows it is moving.
+            if done * 4 >= (logged + 1) * total {
+                logged = done * 4 / total.max(1);
+                tracing::info!(done, total, "embedding products");
+            }
+        };
+        match storefront.build_vectors(Some(&vector_dir), progress).await {
+            Ok(summary) => tracing::info!(
+                products = summary.products,
+                dimensions = summary.dimensions,
+                from_cache = summary.from_cache,
+                seconds = started.elapsed().as_secs_f64(),
+                "product vectors ready: hybrid search on"
+            ),
+            Err(error) => tracing::error!(%error, "could not build the product vectors; search stays keyword-only"),
+        }
+    });
+}
+
+/// Waits while the embedding model loads; false if it failed.
+async fn embedding_model_ready(gateway: &Gateway) -> bool {
+    loop {
+        let status = gateway
+            .models()
+            .into_iter()
+            .find(|model| model.id == EMBEDDING_MODEL_ID)
+            .map(|model| model.status);
+        match status {
+            Some(gateway::ModelStatus::Ready) => return true,
+            Some(gateway::ModelStatus::Loading) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            _ => return false,
+        }
+    }
+}
+
+/// Parses and indexes the catalog on the blocking pool; the handle says whether it loaded.
+fn spawn_catalog_indexing(settings: &Settings, storefront: &commerce::Storefront) -> tokio::task::JoinHandle<bool> {
     let storefront = storefront.clone();
     let catalog = settings.catalog.clone();
     tokio::task::spawn_blocking(move || {
@@ -197,15 +256,21 @@ fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront)
             None => storefront.load_demo(),
         };
         match loaded {
-            Ok(summary) => tracing::info!(
-                products = summary.products,
-                rejected = summary.rejected,
-                seconds = started.elapsed().as_secs_f64(),
-                "loaded catalog and built the search index"
-            ),
-            Err(error) => tracing::error!(%error, "failed to load the catalog"),
+            Ok(summary) => {
+                tracing::info!(
+                    products = summary.products,
+                    rejected = summary.rejected,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded catalog and built the search index"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to load the catalog");
+                false
+            }
         }
-    });
+    })
 }
 
 /// Loads a model on the blocking pool, then serves it (or marks it failed) under `id`. `load` also returns a
@@ -243,6 +308,8 @@ struct ReadyReport {
     ready: bool,
     models: Vec<gateway::ModelInfo>,
     catalog: &'static str,
+    /// `hybrid` once the product vectors are built, `keyword` until then (readiness does not wait for them).
+    search: &'static str,
 }
 
 /// 200 once every model and the catalog are loaded, 503 before (or if one failed).
@@ -253,6 +320,11 @@ async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<ReadyRe
         ready,
         models: readiness.gateway.models(),
         catalog: if catalog_ready { "ready" } else { "loading" },
+        search: if readiness.storefront.has_vectors() {
+            "hybrid"
+        } else {
+            "keyword"
+        },
     };
     (
         if ready {

@@ -112,7 +112,9 @@ async fn search_product_pages_and_questions_land_in_the_ledger() {
 
     assert!(server.terminate().success());
     let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT tenant, endpoint, status, prompt_tokens, completion_tokens FROM usage_ledger ORDER BY id",
+        // The storefront also embeds its products (and shoppers' queries) for hybrid search; only questions here.
+        "SELECT tenant, endpoint, status, prompt_tokens, completion_tokens FROM usage_ledger \
+         WHERE endpoint = 'chat.completions' ORDER BY id",
     )
     .fetch_all(&server.database().await)
     .await

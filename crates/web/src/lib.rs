@@ -67,11 +67,11 @@ async fn search(State(storefront): State<Storefront>, params: Result<Query<Searc
         return pages::search_prompt().into_response();
     }
     let query = SearchQuery {
-        text,
         limit: PER_PAGE,
         offset: (page - 1) * PER_PAGE,
+        ..SearchQuery::new(&text)
     };
-    match storefront.search(&query) {
+    match storefront.search(&query).await {
         Ok(results) => pages::search_results(&results, page).into_response(),
         Err(error) => error_page(&error, &query.text),
     }

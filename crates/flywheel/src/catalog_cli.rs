@@ -1,0 +1,119 @@
+//! `flywheel catalog ...`: work on a product catalog without a server; today, measuring search relevance.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use commerce::relevance::{self, SEARCH_METHODS};
+
+use crate::models::{self, EMBEDDING_MODEL_ID};
+
+/// The tenant the evaluation's embedding calls are accounted to (in an in-memory ledger).
+const EVALUATION_TENANT: &str = "relevance-evaluation";
+
+/// `flywheel catalog` flags.
+#[derive(Args)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    command: CatalogCommand,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Measure search relevance: nDCG@10 per search method (bm25, bm25 + typos, dense, hybrid,
+    /// hybrid + rerank) on judged queries in the WANDS format.
+    Eval {
+        /// A directory holding `query.csv` and `label.csv` (WANDS format, tab-separated).
+        #[arg(long)]
+        judgments: PathBuf,
+        /// The WANDS product file to search [default: the built-in demo catalog]
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Directory holding the embedded models [default: <data-dir>/models]
+        #[arg(long, env = "FLYWHEEL_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
+        /// Directory holding flywheel's data [default: ./.flywheel]
+        #[arg(long, env = "FLYWHEEL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where the product vectors are cached [default: <data-dir>/search]
+        #[arg(long, env = "FLYWHEEL_VECTOR_CACHE_DIR")]
+        vector_cache_dir: Option<PathBuf>,
+        /// Print JSON (with nDCG@10 per query) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
+    match args.command {
+        CatalogCommand::Eval {
+            judgments,
+            catalog,
+            models_dir,
+            data_dir,
+            vector_cache_dir,
+            json,
+        } => {
+            let queries = relevance::read_wands_judgments(&judgments.join("query.csv"), &judgments.join("label.csv"))?;
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+            let models_dir = models_dir.unwrap_or_else(|| data_dir.join("models"));
+            let embedder_path = models::embedded_models(&models_dir)?
+                .into_iter()
+                .find(|model| model.id == EMBEDDING_MODEL_ID)
+                .map(|model| model.path)
+                .context("the models directory lists no embedding model")?;
+            let embedder = tokio::task::spawn_blocking(move || {
+                inference::Embedder::load(&embedder_path, inference::EmbedderOptions::default())
+            })
+            .await??;
+
+            let gateway = gateway::Gateway::open(store::Database::open_in_memory().await?, None).await?;
+            gateway.serve_embedded_embedder(EMBEDDING_MODEL_ID, embedder);
+            let storefront = commerce::Storefront::new().with_embedder(commerce::TextEmbedder::new(
+                gateway.client(EVALUATION_TENANT),
+                EMBEDDING_MODEL_ID,
+            ));
+            let loader = storefront.clone();
+            tokio::task::spawn_blocking(move || match &catalog {
+                Some(path) => loader.load(path),
+                None => loader.load_demo(),
+            })
+            .await??;
+            let progress = indicatif::ProgressBar::new(0).with_message("embedding products");
+            progress.set_style(
+                indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            if json {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            storefront
+                .build_vectors(
+                    Some(&vector_cache_dir.unwrap_or_else(|| data_dir.join("search"))),
+                    |done, total| {
+                        progress.set_length(total as u64);
+                        progress.set_position(done as u64);
+                    },
+                )
+                .await?;
+            progress.finish_and_clear();
+
+            let scores = relevance::evaluate(&storefront, &queries, &SEARCH_METHODS).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&scores)?);
+            } else {
+                outln!("nDCG@10 over {} queries ({})", queries.len(), judgments.display());
+                outln!("{:<18} {:>8} {:>10}", "method", "nDCG@10", "ms/query");
+                for score in &scores {
+                    outln!(
+                        "{:<18} {:>8.3} {:>10.2}",
+                        score.method,
+                        score.ndcg_at_10,
+                        score.mean_search_ms
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
