@@ -232,9 +232,13 @@ impl Worker<'_> {
             if self.slots.iter().any(|slot| slot.sequence.is_some()) {
                 self.step();
             }
-            let running = self.slots.iter().filter(|slot| slot.sequence.is_some()).count();
-            self.counters.running.store(running, Ordering::Relaxed);
+            self.publish_running();
         }
+    }
+
+    fn publish_running(&self) {
+        let running = self.slots.iter().filter(|slot| slot.sequence.is_some()).count();
+        self.counters.running.store(running, Ordering::Relaxed);
     }
 
     /// Forgets requests whose clients have gone: a waiting one costs nothing, a running one frees its slot (its
@@ -536,6 +540,8 @@ impl Worker<'_> {
             .fetch_add(decoded as u64, Ordering::Relaxed);
         self.counters.steps.fetch_add(1, Ordering::Relaxed);
         let vocab = self.model.vocab();
+        // Streams end only after the running count drops, so a client that sees its summary sees its slot free.
+        let mut ended = Vec::new();
         for entry in entries {
             let slot = &mut self.slots[entry.slot];
             slot.last_used = self.clock;
@@ -557,19 +563,24 @@ impl Worker<'_> {
                     continue;
                 }
                 if filtered.stopped {
-                    sequence.send(GenerationEvent::Done(sequence.summary(FinishReason::Stop)));
-                    slot.sequence = None;
+                    ended.extend(slot.sequence.take().map(|sequence| (sequence, None)));
                     continue;
                 }
                 (sequence.completion_tokens == sequence.max_tokens).then_some(FinishReason::Length)
             };
             match outcome {
-                Some(reason) => {
-                    if let Some(sequence) = slot.sequence.take() {
-                        sequence.finish(reason);
-                    }
-                }
+                Some(reason) => ended.extend(slot.sequence.take().map(|sequence| (sequence, Some(reason)))),
                 None => sequence.pending.push(token),
+            }
+        }
+        self.publish_running();
+        for (sequence, reason) in ended {
+            match reason {
+                Some(reason) => sequence.finish(reason),
+                // The stop string was already cut from the text: nothing is held back.
+                None => {
+                    sequence.send(GenerationEvent::Done(sequence.summary(FinishReason::Stop)));
+                }
             }
         }
     }
