@@ -39,14 +39,13 @@ def rss_mib(pid):
     return float("nan")
 
 
-def start_flywheel(binary, models_dir, threads=2):
-    """Starts `flywheel up` on a fresh data directory and an ephemeral port, in its own session, and returns the
-    process and its base URL once `/readyz` says ready."""
-    data_dir = tempfile.mkdtemp(prefix="flywheel-bench-")
+def launch_flywheel(binary, models_dir, data_dir, extra=(), env=None, threads=2):
+    """Starts `flywheel up` on `data_dir` and an ephemeral port, in its own session, and returns the process and
+    its base URL once it listens (models and catalog may still be loading)."""
     process = subprocess.Popen(
         [binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--models-dir", models_dir,
-         "--threads", str(threads)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+         "--threads", str(threads), *extra],
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
     )
     base = None
     for line in process.stderr:
@@ -57,6 +56,13 @@ def start_flywheel(binary, models_dir, threads=2):
     if base is None:
         raise SystemExit("flywheel exited before listening")
     threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+    return process, base
+
+
+def start_flywheel(binary, models_dir, threads=2):
+    """Starts `flywheel up` on a fresh data directory and returns the process and its base URL once `/readyz`
+    says ready."""
+    process, base = launch_flywheel(binary, models_dir, tempfile.mkdtemp(prefix="flywheel-bench-"), threads=threads)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:

@@ -1,4 +1,5 @@
-//! The storefront's JSON API: `GET /api/search`, `GET /api/products/{id}` and `POST /api/products/{id}/ask`.
+//! The storefront's JSON API: `GET /api/search` (`q`, `limit`, `offset`, `mode`, `typo_tolerance`, `rerank`,
+//! `filter`, `facets`, `sort`), `GET /api/products/{id}` and `POST /api/products/{id}/ask`.
 //! Every failure, including a malformed query string or body, answers with the `{"error":{"code","message"}}`
 //! body of [`CommerceError`].
 
@@ -10,7 +11,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::{CommerceError, Product, ProductAnswer, SearchMode, SearchPage, SearchQuery, Storefront};
+use crate::{
+    CommerceError, Filter, Product, ProductAnswer, SearchMode, SearchPage, SearchQuery, SortOrder, Storefront,
+    parse_facets,
+};
 
 /// Hits per page when the client does not say.
 const DEFAULT_LIMIT: usize = 10;
@@ -36,6 +40,9 @@ struct SearchParams {
     mode: Option<String>,
     typo_tolerance: Option<bool>,
     rerank: Option<bool>,
+    filter: Option<String>,
+    facets: Option<String>,
+    sort: Option<String>,
 }
 
 async fn search(
@@ -56,6 +63,12 @@ async fn search(
         mode: params.mode.as_deref().map_or(Ok(defaults.mode), SearchMode::parse)?,
         typo_tolerance: params.typo_tolerance.unwrap_or(defaults.typo_tolerance),
         rerank: params.rerank.unwrap_or(defaults.rerank),
+        filter: params.filter.as_deref().map_or(Ok(Filter::default()), Filter::parse)?,
+        facets: params.facets.as_deref().map_or(Ok(Vec::new()), parse_facets)?,
+        sort: params
+            .sort
+            .as_deref()
+            .map_or(Ok(SortOrder::Relevance), SortOrder::parse)?,
         ..defaults
     };
     // Ranking in-RAM indexes takes about a millisecond, so it runs here rather than on the blocking pool.
@@ -214,6 +227,79 @@ mod tests {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
             assert_eq!(error_code(&body), "invalid_request", "{uri}");
             assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_narrow_the_hits_and_facets_count_disjunctively() {
+        let (status, body) = get_json(
+            &DEMO,
+            "/api/search?q=chair&mode=keyword&filter=category:Outdoor&facets=category,class&limit=100",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let hits = body["hits"].as_array().unwrap();
+        assert!(!hits.is_empty());
+        for hit in hits {
+            assert!(
+                hit["category_path"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|level| level == "Outdoor"),
+                "{hit}"
+            );
+        }
+        let facets = body["facets"].as_array().unwrap();
+        assert_eq!(facets[0]["field"], "category");
+        let count = |value: &str| {
+            facets[0]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|entry| entry["value"] == value)
+                .map(|entry| entry["count"].as_u64().unwrap())
+        };
+        // The category facet ignores the category clause: other departments still show their counts.
+        assert!(count("Furniture").unwrap() > 0);
+        assert_eq!(count("Outdoor"), body["total"].as_u64());
+        // The class facet applies it: every class counted is one of an Outdoor product.
+        let classes = facets[1]["values"].as_array().unwrap();
+        assert!(
+            classes
+                .iter()
+                .map(|entry| entry["count"].as_u64().unwrap())
+                .sum::<u64>()
+                >= hits.len() as u64
+        );
+
+        let (_, unfiltered) = get_json(&DEMO, "/api/search?q=chair&mode=keyword&limit=1").await;
+        assert!(unfiltered["total"].as_u64() > body["total"].as_u64());
+        assert!(unfiltered.get("facets").is_none(), "facets only when asked");
+
+        let (status, sorted) = get_json(&DEMO, "/api/search?q=chair&mode=keyword&sort=price_asc&limit=5").await;
+        assert_eq!(status, StatusCode::OK, "{sorted}");
+        assert_eq!(
+            sorted["hits"].as_array().unwrap().len(),
+            5,
+            "unpriced products still list"
+        );
+        for uri in [
+            "/api/search?q=chair&filter=category",
+            "/api/search?q=chair&filter=price:cheap",
+            "/api/search?q=chair&sort=cheapest",
+            "/api/search?q=chair&facets=,,",
+        ] {
+            let (status, body) = get_json(&DEMO, uri).await;
+            if uri.ends_with(",,") {
+                assert_eq!(status, StatusCode::OK, "empty facet lists are no facets");
+                continue;
+            }
+            assert_eq!(
+                (status, error_code(&body)),
+                (StatusCode::BAD_REQUEST, "invalid_request"),
+                "{uri}"
+            );
         }
     }
 

@@ -116,13 +116,24 @@ fn product_facts(product: &Product) -> String {
         Some(rating) => format!("{rating:.1} out of 5 from {} reviews", product.review_count),
         None => "no ratings yet".to_owned(),
     };
-    format!(
+    let mut facts = format!(
         "- product id: {}\n- name: {}\n- type: {}\n- category: {}\n- rating: {rating}",
         product.id,
         product.name,
         or_unknown(&product.class, ", "),
         or_unknown(&product.category_path, " > "),
-    )
+    );
+    // Only what the listing has: a fact left out is one the model cannot be tempted to restate wrongly.
+    if let Some(price) = product.price {
+        facts.push_str(&format!("\n- price: {price:.2}"));
+    }
+    for (name, value) in &product.attributes {
+        facts.push_str(&format!("\n- {name}: {value}"));
+    }
+    if let Some(description) = &product.description {
+        facts.push_str(&format!("\n- description: {description}"));
+    }
+    facts
 }
 
 #[cfg(test)]
@@ -158,10 +169,25 @@ mod tests {
             category_path: vec!["Furniture".to_owned(), "Stools".to_owned()],
             rating: None,
             review_count: 0,
+            description: None,
+            price: None,
+            features: vec![],
+            attributes: Default::default(),
         };
         assert_eq!(
             product_facts(&product),
             "- product id: 7\n- name: oak stool\n- type: not listed\n- category: Furniture > Stools\n- rating: no ratings yet"
+        );
+        let listed = Product {
+            price: Some(49.5),
+            attributes: [("colour".to_owned(), "natural".to_owned())].into(),
+            description: Some("Solid oak.".to_owned()),
+            ..product
+        };
+        assert!(
+            product_facts(&listed).ends_with("- price: 49.50\n- colour: natural\n- description: Solid oak."),
+            "{}",
+            product_facts(&listed)
         );
     }
 }

@@ -1,18 +1,17 @@
-//! The product catalog: the `Product` record, the in-memory `Catalog` with its id lookup, and the WANDS
-//! importer. Import is row-tolerant: a bad row is reported by line and skipped, never fatal to the rest.
+//! The product catalog: the `Product` record and the in-memory `Catalog` with its id lookup.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::CommerceError;
+use crate::import::{CatalogFormat, FieldMapping, RejectedRow, read_products};
 
 /// One product of the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     /// The product id, unique within the catalog.
     pub id: String,
@@ -25,16 +24,20 @@ pub struct Product {
     /// The average customer rating, when the source has one.
     pub rating: Option<f32>,
     /// How many reviews the rating is based on.
+    #[serde(default)]
     pub review_count: u32,
-}
-
-/// A row of a catalog file that was skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RejectedRow {
-    /// The 1-based line of the file where the row starts (the header is line 1).
-    pub line: u64,
-    /// Why the row was skipped.
-    pub reason: String,
+    /// Free text about the product, when the source has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The price in the store's currency, when the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Feature bullets, as the source lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Any other facts, by name: colour, size, material, brand...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// The outcome of importing a catalog file.
@@ -63,14 +66,8 @@ pub struct Catalog {
     top_level_categories: Vec<CategoryCount>,
 }
 
-/// The columns a WANDS product file must have; others are ignored.
-const ID_COLUMN: &str = "product_id";
-const NAME_COLUMN: &str = "product_name";
-const CLASS_COLUMN: &str = "product_class";
-const CATEGORY_COLUMN: &str = "category_hierarchy";
-
 impl Catalog {
-    /// Imports a WANDS `product.csv` file; see [`Catalog::read_wands`] for the format.
+    /// Imports a WANDS `product.csv` file; see [`CatalogFormat::Wands`] for the format.
     pub fn load_wands(path: &Path) -> Result<(Catalog, ImportReport), CommerceError> {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|cause| CommerceError::CatalogRead {
@@ -80,82 +77,15 @@ impl Catalog {
         Catalog::read_wands(file, &name)
     }
 
-    /// Imports a WANDS product file: tab-separated, with a header naming `product_id`, `product_name`,
-    /// `product_class` and `category_hierarchy` (other columns are ignored). Classes are `|`-separated and
-    /// category levels ` / `-separated. Rows without an id or a name, with a repeated id, with the wrong number
-    /// of fields or not valid UTF-8 are skipped and reported. `name` says which catalog this is, in errors.
+    /// Imports a WANDS product file. Bad rows (no id or name, a repeated id, the wrong number of fields, not
+    /// UTF-8) are skipped and reported. `name` says which catalog this is, in errors.
     pub fn read_wands(reader: impl io::Read, name: &str) -> Result<(Catalog, ImportReport), CommerceError> {
-        let format_error = |reason: String| CommerceError::CatalogFormat {
-            catalog: name.to_owned(),
-            reason,
+        let file = read_products(reader, CatalogFormat::Wands, &FieldMapping::default(), name)?;
+        let report = ImportReport {
+            imported: file.products.len(),
+            rejected: file.rejected,
         };
-        let mut csv = csv::ReaderBuilder::new()
-            .delimiter(b'\t')
-            // Field counts are checked per row so that one short row is rejected rather than failing the file.
-            .flexible(true)
-            .from_reader(reader);
-        let header = csv
-            .headers()
-            .map_err(|error| format_error(format!("unreadable header: {error}")))?;
-        let column = |column: &str| {
-            header
-                .iter()
-                .position(|field| field.trim() == column)
-                .ok_or_else(|| format_error(format!("the header has no '{column}' column")))
-        };
-        let columns = Columns {
-            id: column(ID_COLUMN)?,
-            name: column(NAME_COLUMN)?,
-            class: column(CLASS_COLUMN)?,
-            category: column(CATEGORY_COLUMN)?,
-            count: header.len(),
-        };
-
-        let mut products = Vec::new();
-        let mut index_by_id = HashMap::new();
-        let mut first_line_by_id = HashMap::new();
-        let mut report = ImportReport::default();
-        for record in csv.records() {
-            let record = match record {
-                Ok(record) => record,
-                Err(error) => {
-                    let line = error.position().map_or(0, csv::Position::line);
-                    let reason = match error.into_kind() {
-                        csv::ErrorKind::Io(cause) => {
-                            return Err(CommerceError::CatalogRead {
-                                catalog: name.to_owned(),
-                                cause,
-                            });
-                        }
-                        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_owned(),
-                        other => format!("unreadable row: {other:?}"),
-                    };
-                    report.rejected.push(RejectedRow { line, reason });
-                    continue;
-                }
-            };
-            let line = record.position().map_or(0, csv::Position::line);
-            let product = match parse_product(&record, &columns) {
-                Ok(product) => product,
-                Err(reason) => {
-                    report.rejected.push(RejectedRow { line, reason });
-                    continue;
-                }
-            };
-            match first_line_by_id.entry(product.id.clone()) {
-                Entry::Occupied(first) => report.rejected.push(RejectedRow {
-                    line,
-                    reason: format!("duplicate product_id '{}' (first on line {})", product.id, first.get()),
-                }),
-                Entry::Vacant(slot) => {
-                    slot.insert(line);
-                    index_by_id.insert(product.id.clone(), products.len());
-                    products.push(product);
-                }
-            }
-        }
-        report.imported = products.len();
-        Ok((Catalog::from_products(products, index_by_id), report))
+        Ok((Catalog::from_products(file.products), report))
     }
 
     /// The product with this id.
@@ -183,7 +113,19 @@ impl Catalog {
         &self.top_level_categories
     }
 
-    fn from_products(products: Vec<Product>, index_by_id: HashMap<String, usize>) -> Catalog {
+    /// A catalog of these products, in this order; a later product with an id already seen is dropped.
+    pub fn from_products(mut products: Vec<Product>) -> Catalog {
+        let mut index_by_id = HashMap::with_capacity(products.len());
+        let mut kept = 0;
+        for index in 0..products.len() {
+            if index_by_id.contains_key(&products[index].id) {
+                continue;
+            }
+            products.swap(kept, index);
+            index_by_id.insert(products[kept].id.clone(), kept);
+            kept += 1;
+        }
+        products.truncate(kept);
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for top in products.iter().filter_map(|product| product.category_path.first()) {
             *counts.entry(top).or_default() += 1;
@@ -202,51 +144,6 @@ impl Catalog {
             top_level_categories,
         }
     }
-}
-
-/// Column positions found in the header.
-struct Columns {
-    id: usize,
-    name: usize,
-    class: usize,
-    category: usize,
-    count: usize,
-}
-
-fn parse_product(record: &csv::StringRecord, columns: &Columns) -> Result<Product, String> {
-    if record.len() != columns.count {
-        return Err(format!(
-            "expected {} tab-separated fields, found {}",
-            columns.count,
-            record.len()
-        ));
-    }
-    let field = |index: usize| record.get(index).unwrap_or_default().trim();
-    let id = field(columns.id);
-    if id.is_empty() {
-        return Err(format!("empty {ID_COLUMN}"));
-    }
-    let name = field(columns.name);
-    if name.is_empty() {
-        return Err(format!("empty {NAME_COLUMN} for product '{id}'"));
-    }
-    Ok(Product {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        class: split_nonempty(field(columns.class), "|"),
-        category_path: split_nonempty(field(columns.category), " / "),
-        // The WANDS subset carries no ratings; we never make them up.
-        rating: None,
-        review_count: 0,
-    })
-}
-
-fn split_nonempty(text: &str, separator: &str) -> Vec<String> {
-    text.split(separator)
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]
@@ -313,7 +210,7 @@ mod tests {
         assert_eq!(catalog.len(), 2);
         let lines: Vec<u64> = report.rejected.iter().map(|row| row.line).collect();
         assert_eq!(lines, [3, 4, 5, 6, 7]);
-        assert_eq!(report.rejected[3].reason, "duplicate product_id '1' (first on line 2)");
+        assert_eq!(report.rejected[3].reason, "duplicate id '1' (first on line 2)");
         assert_eq!(catalog.get("1").unwrap().name, "good chair");
         assert_eq!(catalog.get("7").unwrap().name, "good table");
     }

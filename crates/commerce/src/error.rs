@@ -19,7 +19,7 @@ pub enum CommerceError {
     },
     /// The catalog as a whole is not in the expected format (rows with problems are rejected one by one
     /// instead, see [`crate::ImportReport`]).
-    #[error("{catalog} is not a WANDS product file: {reason}")]
+    #[error("{catalog} is not a valid product file: {reason}")]
     CatalogFormat {
         /// Which catalog: its path, or the built-in demo.
         catalog: String,
@@ -53,6 +53,21 @@ pub enum CommerceError {
     /// This storefront runs without a product assistant.
     #[error("this store has no product assistant")]
     AssistantUnavailable,
+    /// An upload is larger than accepted.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The catalog's database failed.
+    #[error("the catalog database failed: {0}")]
+    Database(String),
+    /// The caller may not do this (admin routes); its status and code are the gateway's.
+    #[error("{0}")]
+    Auth(gateway::GatewayError),
+}
+
+impl From<sqlx::Error> for CommerceError {
+    fn from(error: sqlx::Error) -> Self {
+        CommerceError::Database(error.to_string())
+    }
 }
 
 impl CommerceError {
@@ -60,13 +75,18 @@ impl CommerceError {
     pub fn status(&self) -> StatusCode {
         match self {
             CommerceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            CommerceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             CommerceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
             CommerceError::CatalogLoading
             | CommerceError::CatalogUnavailable(_)
             | CommerceError::AssistantUnavailable
             | CommerceError::VectorsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            CommerceError::Assistant(error) | CommerceError::Embedding(error) => error.status(),
-            CommerceError::CatalogRead { .. } | CommerceError::CatalogFormat { .. } | CommerceError::Index(_) => {
+            CommerceError::Assistant(error) | CommerceError::Embedding(error) | CommerceError::Auth(error) => {
+                error.status()
+            }
+            // An uploaded file that is not a product file is the uploader's to fix.
+            CommerceError::CatalogFormat { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            CommerceError::CatalogRead { .. } | CommerceError::Index(_) | CommerceError::Database(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -82,7 +102,11 @@ impl CommerceError {
             CommerceError::CatalogLoading => "catalog_loading",
             CommerceError::CatalogUnavailable(_) => "catalog_unavailable",
             CommerceError::Index(_) => "search_index_failed",
-            CommerceError::Assistant(error) | CommerceError::Embedding(error) => error.code(),
+            CommerceError::Assistant(error) | CommerceError::Embedding(error) | CommerceError::Auth(error) => {
+                error.code()
+            }
+            CommerceError::Database(_) => "database_error",
+            CommerceError::TooLarge(_) => "body_too_large",
             CommerceError::VectorsUnavailable(_) => "vectors_unavailable",
             CommerceError::AssistantUnavailable => "assistant_unavailable",
         }

@@ -95,8 +95,8 @@ impl SearchIndex {
         })
     }
 
-    /// The products matching any term of `text`, the best `depth` of them by BM25 score. Ties keep catalog
-    /// order, so a search ranks the same way every run.
+    /// The products matching any term of `text`, the best `depth` of them by BM25 score (`usize::MAX` for all).
+    /// Ties keep catalog order, so a search ranks the same way every run.
     pub fn search(&self, text: &str, depth: usize) -> Result<KeywordMatches, CommerceError> {
         let terms = self.query_terms(text);
         if terms.is_empty() || depth == 0 {
@@ -118,6 +118,10 @@ impl SearchIndex {
             clauses.push((Occur::Should, term_query(self.fields.category)));
         }
         let searcher = self.reader.searcher();
+        // A depth past the catalog's size asks for every match.
+        let depth = depth
+            .min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX))
+            .max(1);
         let collector = (TopDocs::with_limit(depth).order_by_score(), Count);
         let (top, total) = searcher.search(&BooleanQuery::new(clauses), &collector)?;
         let mut rows = Vec::with_capacity(top.len());

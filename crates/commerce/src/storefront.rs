@@ -2,22 +2,28 @@
 //! (loading, ready, failed), runs the search pipeline (typo correction, keyword and vector candidates, fusion,
 //! category-intent rerank, paging) and joins hits with their products; it never blocks on a load in progress.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::facets::{Facet, FacetField, Filter, SortOrder, count_facets};
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
 use crate::spelling::{Correction, Speller};
 use crate::vectors::{ProductVectors, TextEmbedder, embed_all, embedding_text, fingerprint};
 use crate::{
-    Catalog, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant, SearchIndex,
+    Catalog, CatalogStore, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant,
+    SearchIndex,
 };
 
 /// How many candidates each retriever contributes before fusion, at least: deep enough that a product ranked
 /// low by one retriever but high by the other still makes the first page.
 const CANDIDATE_DEPTH: usize = 100;
+/// Nearest products a filtered, faceted or sorted search takes from the vectors; keyword search gives all its
+/// matches, but every product is *some* distance away, so vector candidates stop at the closest.
+const DENSE_FILTER_DEPTH: usize = 1_000;
 /// The file, in the vector cache directory, holding the product vectors of the last catalog embedded.
 const VECTOR_FILE: &str = "product-vectors.bin";
 
@@ -49,7 +55,7 @@ impl SearchMode {
 }
 
 /// A search request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
     /// What the shopper typed; any text is accepted.
     pub text: String,
@@ -63,6 +69,12 @@ pub struct SearchQuery {
     pub typo_tolerance: bool,
     /// Whether the ranking is adjusted toward the category the best candidates agree on.
     pub rerank: bool,
+    /// Which products may be hits.
+    pub filter: Filter,
+    /// Which fields to count matches by.
+    pub facets: Vec<FacetField>,
+    /// How hits are ordered.
+    pub sort: SortOrder,
 }
 
 impl SearchQuery {
@@ -80,7 +92,15 @@ impl SearchQuery {
             mode: SearchMode::default(),
             typo_tolerance: true,
             rerank: true,
+            filter: Filter::default(),
+            facets: Vec::new(),
+            sort: SortOrder::Relevance,
         }
+    }
+
+    /// Whether the search needs every match rather than the best few: to filter, count or reorder them.
+    fn needs_all_matches(&self) -> bool {
+        !self.filter.is_empty() || !self.facets.is_empty() || self.sort != SortOrder::Relevance
     }
 
     fn validate(&self) -> Result<(), CommerceError> {
@@ -105,7 +125,7 @@ impl SearchQuery {
 
 /// The demo catalog (the WANDS subset in `data/wands/`), built into the binary so that the store works with
 /// no files around.
-const DEMO_CATALOG: &[u8] = include_bytes!("../../../data/wands/product.csv");
+pub const DEMO_CATALOG: &[u8] = include_bytes!("../../../data/wands/product.csv");
 const DEMO_CATALOG_NAME: &str = "the built-in demo catalog";
 
 /// What a successful load did; each rejected row is also logged with its line and reason.
@@ -146,6 +166,9 @@ pub struct SearchPage {
     pub took_ms: f64,
     /// The requested page, best first.
     pub hits: Vec<ProductHit>,
+    /// The counts asked for, in the order asked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<Facet>,
 }
 
 /// A loaded catalog and its indexes; replaced whole, never mutated except that its vectors arrive once built.
@@ -154,6 +177,10 @@ struct LoadedCatalog {
     index: SearchIndex,
     speller: Speller,
     vectors: OnceLock<ProductVectors>,
+    /// The database's catalog version this was loaded from; `None` for a file.
+    version: Option<i64>,
+    /// The catalog this one replaced, until its vectors have been reused for the products that did not change.
+    predecessor: Mutex<Option<Arc<LoadedCatalog>>>,
 }
 
 /// What building the product vectors did.
@@ -180,6 +207,8 @@ enum CatalogState {
 #[derive(Clone, Default)]
 pub struct Storefront {
     state: Arc<RwLock<CatalogState>>,
+    /// Held while loading from the database, so that concurrent syncs load each version once.
+    sync_lock: Arc<tokio::sync::Mutex<()>>,
     assistant: Option<Arc<ProductAssistant>>,
     embedder: Option<Arc<TextEmbedder>>,
 }
@@ -230,7 +259,20 @@ impl Storefront {
         let vectors = match cached {
             Some(vectors) => vectors,
             None => {
-                let vectors = embed_all(embedder, &texts, progress).await?;
+                // Products whose text is unchanged since the catalog this one replaced keep their vectors.
+                let predecessor = loaded.predecessor.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let mut known: HashMap<String, Vec<f32>> = HashMap::new();
+                if let Some(previous) = &predecessor
+                    && let Some(previous_vectors) = previous.vectors.get()
+                {
+                    for (row, product) in previous.catalog.products().iter().enumerate() {
+                        if let Some(vector) = previous_vectors.row(row) {
+                            known.insert(embedding_text(product), vector.to_vec());
+                        }
+                    }
+                }
+                drop(predecessor);
+                let vectors = embed_all(embedder, &texts, known, progress).await?;
                 if let Some(path) = &path
                     && let Err(error) = vectors.save(path, &key)
                 {
@@ -262,23 +304,67 @@ impl Storefront {
         assistant.answer(&product, question).await
     }
 
+    /// Serves the database's catalog: when its version differs from the one served (or none is), reads and
+    /// indexes its products, then serves them; `None` when already current. Hybrid search runs keyword-only
+    /// until [`Storefront::build_vectors`] has run for the new catalog.
+    pub async fn sync(&self, store: &CatalogStore) -> Result<Option<LoadSummary>, CommerceError> {
+        let _syncing = self.sync_lock.lock().await;
+        let version = store.version().await?;
+        if self.loaded().is_ok_and(|loaded| loaded.version == Some(version)) {
+            return Ok(None);
+        }
+        let (products, version) = store.products().await?;
+        let storefront = self.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let imported = products.len();
+            storefront.install(
+                Ok((
+                    Catalog::from_products(products),
+                    ImportReport {
+                        imported,
+                        rejected: Vec::new(),
+                    },
+                )),
+                "the catalog database",
+                Some(version),
+            )
+        })
+        .await
+        .map_err(|error| CommerceError::Database(format!("indexing the catalog stopped: {error}")))??;
+        Ok(Some(loaded))
+    }
+
+    /// The database catalog version being served, if the catalog came from the database.
+    pub fn catalog_version(&self) -> Option<i64> {
+        self.loaded().ok().and_then(|loaded| loaded.version)
+    }
+
     /// Parses and indexes the WANDS catalog at `catalog_path`, then starts serving it. This blocks for as long
     /// as that takes: run it on a blocking thread. Searches during the load answer
     /// [`CommerceError::CatalogLoading`]. A failed first load is remembered and answered as
     /// [`CommerceError::CatalogUnavailable`]; a failed reload keeps serving the catalog already loaded.
     pub fn load(&self, catalog_path: &Path) -> Result<LoadSummary, CommerceError> {
-        self.install(Catalog::load_wands(catalog_path), &catalog_path.display().to_string())
+        self.install(
+            Catalog::load_wands(catalog_path),
+            &catalog_path.display().to_string(),
+            None,
+        )
     }
 
     /// Like [`Storefront::load`], with the demo catalog built into the binary.
     pub fn load_demo(&self) -> Result<LoadSummary, CommerceError> {
-        self.install(Catalog::read_wands(DEMO_CATALOG, DEMO_CATALOG_NAME), DEMO_CATALOG_NAME)
+        self.install(
+            Catalog::read_wands(DEMO_CATALOG, DEMO_CATALOG_NAME),
+            DEMO_CATALOG_NAME,
+            None,
+        )
     }
 
     fn install(
         &self,
         imported: Result<(Catalog, ImportReport), CommerceError>,
         catalog_name: &str,
+        version: Option<i64>,
     ) -> Result<LoadSummary, CommerceError> {
         let indexed = imported.and_then(|(catalog, report)| Ok((SearchIndex::build(&catalog)?, catalog, report)));
         let indexed = indexed.map(|(index, catalog, report)| {
@@ -293,6 +379,8 @@ impl Storefront {
                     index,
                     speller,
                     vectors: OnceLock::new(),
+                    version,
+                    predecessor: Mutex::new(self.vectors_to_reuse()),
                 },
                 report,
             )
@@ -320,6 +408,28 @@ impl Storefront {
         }
     }
 
+    /// The latest catalog with vectors among the one served and the one it replaced: at most one is kept.
+    fn vectors_to_reuse(&self) -> Option<Arc<LoadedCatalog>> {
+        let current = self.loaded().ok()?;
+        if current.vectors.get().is_some() {
+            return Some(current);
+        }
+        current
+            .predecessor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Records that the catalog could not be loaded: served as [`CommerceError::CatalogUnavailable`] unless a
+    /// catalog is already being served.
+    pub fn fail(&self, reason: String) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(*state, CatalogState::Ready(_)) {
+            *state = CatalogState::Failed(reason);
+        }
+    }
+
     /// Whether a catalog is loaded and being served.
     pub fn is_ready(&self) -> bool {
         matches!(
@@ -339,6 +449,7 @@ impl Storefront {
         } else {
             (query.text.clone(), Vec::new())
         };
+        let all_matches = query.needs_all_matches();
         let depth = CANDIDATE_DEPTH.max(query.offset + query.limit);
         let vectors = loaded.vectors.get().zip(self.embedder.as_ref());
         let mode = match (query.mode, vectors) {
@@ -350,40 +461,79 @@ impl Storefront {
             (SearchMode::Hybrid, None) => SearchMode::Keyword,
             (mode, _) => mode,
         };
+        let products = loaded.catalog.products();
         let keyword = match mode {
             SearchMode::Dense => Default::default(),
-            SearchMode::Keyword | SearchMode::Hybrid => loaded.index.search(&text, depth)?,
+            SearchMode::Keyword | SearchMode::Hybrid => loaded
+                .index
+                .search(&text, if all_matches { usize::MAX } else { depth })?,
         };
         let dense = match (mode, vectors) {
             (SearchMode::Dense | SearchMode::Hybrid, Some((vectors, embedder))) if !text.trim().is_empty() => {
                 let query_vector = embedder.embed_query(&text).await?;
-                vectors.nearest(&query_vector, depth)
+                vectors.nearest(
+                    &query_vector,
+                    if all_matches {
+                        DENSE_FILTER_DEPTH.max(depth)
+                    } else {
+                        depth
+                    },
+                )
             }
             _ => Vec::new(),
         };
-        let total = keyword.total.max(dense.len());
+        // Facets count the query's matches before the filter (each facet then applies the other fields' clauses).
+        let facets = if query.facets.is_empty() {
+            Vec::new()
+        } else {
+            let mut candidates: Vec<usize> = keyword.rows.iter().chain(&dense).map(|(row, _)| *row).collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            count_facets(
+                &query.facets,
+                candidates.iter().filter_map(|&row| products.get(row)),
+                &query.filter,
+            )
+        };
+        let passes = |row: &(usize, f32)| products.get(row.0).is_some_and(|product| query.filter.matches(product));
+        let (keyword_rows, dense) = if query.filter.is_empty() {
+            (keyword.rows, dense)
+        } else {
+            (
+                keyword.rows.into_iter().filter(passes).collect(),
+                dense.into_iter().filter(passes).collect(),
+            )
+        };
+        let total = if all_matches {
+            let mut rows: Vec<usize> = keyword_rows.iter().chain(&dense).map(|(row, _)| *row).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            rows.len()
+        } else {
+            keyword.total.max(dense.len())
+        };
         let mut ranked = match mode {
-            SearchMode::Keyword if !query.rerank => keyword.rows,
+            SearchMode::Keyword if !query.rerank => keyword_rows,
             SearchMode::Dense if !query.rerank => dense,
-            SearchMode::Keyword => reciprocal_rank_fusion(&[&keyword.rows]),
+            SearchMode::Keyword => reciprocal_rank_fusion(&[&keyword_rows]),
             SearchMode::Dense => reciprocal_rank_fusion(&[&dense]),
-            SearchMode::Hybrid => reciprocal_rank_fusion(&[&keyword.rows, &dense]),
+            SearchMode::Hybrid => reciprocal_rank_fusion(&[&keyword_rows, &dense]),
         };
         if query.rerank {
-            let products = loaded.catalog.products();
             rerank_by_category_intent(
                 &mut ranked,
                 |row| products.get(row).map_or(&[][..], |product| product.class.as_slice()),
                 1.0 / (RRF_K + 1.0),
             );
         }
+        query.sort.apply(&mut ranked, |row| products.get(row));
         let hits = ranked
             .into_iter()
             .skip(query.offset)
             .take(query.limit)
             // Rows come from indexes built from this very catalog, so every one has its product.
             .filter_map(|(row, score)| {
-                loaded.catalog.products().get(row).map(|product| ProductHit {
+                products.get(row).map(|product| ProductHit {
                     product: product.clone(),
                     score,
                 })
@@ -398,6 +548,7 @@ impl Storefront {
             total,
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             hits,
+            facets,
         })
     }
 

@@ -4,6 +4,7 @@
 //! does not embed the catalog again.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,12 @@ impl ProductVectors {
         self.values.is_empty()
     }
 
+    /// The vector of the product at catalog row `row`.
+    pub fn row(&self, row: usize) -> Option<&[f32]> {
+        let start = row.checked_mul(self.dimensions)?;
+        self.values.get(start..start.checked_add(self.dimensions)?)
+    }
+
     /// The vectors' length.
     pub fn dimensions(&self) -> usize {
         self.dimensions
@@ -142,14 +149,20 @@ impl ProductVectors {
     /// The `k` products most similar to `query` (cosine, as the vectors are normalized), best first, as
     /// (catalog row, similarity). A query of the wrong length matches nothing.
     pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        self.nearest_where(query, k, |_| true)
+    }
+
+    /// Like [`ProductVectors::nearest`], among the rows `keep` accepts.
+    pub fn nearest_where(&self, query: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
         if query.len() != self.dimensions || k == 0 {
             return Vec::new();
         }
         let mut scored: Vec<(usize, f32)> = self
             .values
             .chunks_exact(self.dimensions)
-            .map(|row| dot(row, query))
             .enumerate()
+            .filter(|(row, _)| keep(*row))
+            .map(|(row, vector)| (row, dot(vector, query)))
             .collect();
         if scored.len() > k {
             scored.select_nth_unstable_by(k - 1, best_first);
@@ -216,17 +229,30 @@ pub(crate) fn fingerprint<'a>(model: &str, texts: impl IntoIterator<Item = &'a s
     hash.finalize().into()
 }
 
-/// Embeds `texts` in batches, reporting progress as (done, total).
+/// Embeds `texts` in batches, except those `known` already has a vector for; progress is reported as (done,
+/// total) texts embedded.
 pub(crate) async fn embed_all(
     embedder: &TextEmbedder,
     texts: &[String],
+    mut known: HashMap<String, Vec<f32>>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ProductVectors, CommerceError> {
-    let mut rows = Vec::with_capacity(texts.len());
-    for batch in texts.chunks(EMBED_BATCH) {
-        rows.extend(embedder.embed(batch.to_vec()).await?);
-        progress(rows.len(), texts.len());
+    let missing: Vec<&String> = texts.iter().filter(|text| !known.contains_key(*text)).collect();
+    let mut done = 0;
+    for batch in missing.chunks(EMBED_BATCH) {
+        let vectors = embedder
+            .embed(batch.iter().map(|text| (*text).clone()).collect())
+            .await?;
+        for (text, vector) in batch.iter().zip(vectors) {
+            known.insert((*text).clone(), vector);
+        }
+        done += batch.len();
+        progress(done, missing.len());
     }
+    let rows = texts
+        .iter()
+        .map(|text| known.get(text).cloned().unwrap_or_default())
+        .collect();
     ProductVectors::from_rows(rows)
 }
 

@@ -1,6 +1,6 @@
 //! Search relevance on the public WANDS queries, through the storefront's own search with the real embedded
 //! embedder behind a real gateway: nDCG@10 per method (see `commerce::relevance`), judgments from
-//! `shared/data/wands/public/`. Hybrid search must beat plain BM25 by at least 0.05.
+//! `data/wands/public/`. Hybrid search must beat plain BM25 by at least 0.05.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ fn models_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hybrid_search_beats_bm25_on_public_wands_queries() {
-    let public = manifest_path("../../../shared/data/wands/public");
+    let public = manifest_path("../../data/wands/public");
     let queries = relevance::read_wands_judgments(&public.join("query.csv"), &public.join("label.csv")).unwrap();
     assert_eq!(queries.len(), 31);
 

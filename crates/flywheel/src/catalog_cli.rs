@@ -1,4 +1,5 @@
-//! `flywheel catalog ...`: work on a product catalog without a server; today, measuring search relevance.
+//! `flywheel catalog ...`: import product files into the catalog database (with the server up or down: a
+//! running server picks the change up within seconds), and measure search relevance.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,31 @@ pub struct CatalogArgs {
 
 #[derive(Subcommand)]
 enum CatalogCommand {
+    /// Import a product file: new products are added, changed ones updated in place, bad rows reported by
+    /// line and skipped.
+    Import {
+        /// The product file.
+        path: PathBuf,
+        /// wands, csv or jsonl [default: detected from the first line]
+        #[arg(long, value_parser = parse_format)]
+        format: Option<commerce::CatalogFormat>,
+        /// Which column fills a product field, as field=column (repeatable), e.g. --field name=title.
+        /// Fields: id, name, description, price, rating, review_count, class, category, features.
+        #[arg(long = "field", value_name = "FIELD=COLUMN")]
+        fields: Vec<String>,
+        /// Also remove the products the file does not have.
+        #[arg(long)]
+        replace: bool,
+        /// Directory holding the database [default: ./.flywheel]
+        #[arg(long, env = "FLYWHEEL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// A shared PostgreSQL database instead of SQLite in the data directory
+        #[arg(long, env = "FLYWHEEL_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure search relevance: nDCG@10 per search method (bm25, bm25 + typos, dense, hybrid,
     /// hybrid + rerank) on judged queries in the WANDS format.
     Eval {
@@ -44,8 +70,62 @@ enum CatalogCommand {
     },
 }
 
+fn parse_format(name: &str) -> Result<commerce::CatalogFormat, String> {
+    commerce::CatalogFormat::parse(name).map_err(|error| error.to_string())
+}
+
+/// Rejected rows printed in the table view; `--json` lists them all.
+const REJECTS_SHOWN: usize = 20;
+
 pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
     match args.command {
+        CatalogCommand::Import {
+            path,
+            format,
+            fields,
+            replace,
+            data_dir,
+            database_url,
+            json,
+        } => {
+            let mapping = commerce::FieldMapping::parse(fields.iter().map(String::as_str))?;
+            let file = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+            let db = crate::open_database(database_url.as_deref(), &data_dir).await?;
+            let store = commerce::CatalogStore::open(db.clone()).await?;
+            let name = path.display().to_string();
+            let imported = commerce::import_catalog(&store, &file, format, &mapping, replace, &name).await;
+            db.close().await;
+            let imported = imported?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&imported)?);
+                return Ok(());
+            }
+            outln!(
+                "{name}: {} products ({} new, {} updated, {} unchanged{}), {} rows skipped; catalog version {}",
+                imported.valid,
+                imported.inserted,
+                imported.updated,
+                imported.unchanged,
+                if replace {
+                    format!(", {} removed", imported.removed)
+                } else {
+                    String::new()
+                },
+                imported.rejected.len(),
+                imported.version
+            );
+            for row in imported.rejected.iter().take(REJECTS_SHOWN) {
+                outln!("  line {}: {}", row.line, row.reason);
+            }
+            if imported.rejected.len() > REJECTS_SHOWN {
+                outln!(
+                    "  ... and {} more (--json lists them all)",
+                    imported.rejected.len() - REJECTS_SHOWN
+                );
+            }
+            Ok(())
+        }
         CatalogCommand::Eval {
             judgments,
             catalog,

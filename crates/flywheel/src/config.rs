@@ -36,7 +36,8 @@ pub struct UpArgs {
     /// Configuration file [default: ./flywheel.toml when it exists]
     #[arg(long, env = "FLYWHEEL_CONFIG")]
     config: Option<PathBuf>,
-    /// Product catalog to serve, a WANDS-format TSV file [default: the built-in demo catalog]
+    /// Product file imported into the catalog at start (WANDS, CSV or JSON Lines, detected) [default: the
+    /// built-in demo catalog, when the catalog is empty]
     #[arg(long, env = "FLYWHEEL_CATALOG")]
     catalog: Option<PathBuf>,
     /// Where the catalog's product vectors are kept between starts [default: <data-dir>/search]

@@ -37,7 +37,7 @@ enum Command {
     Keys(keys_cli::KeysArgs),
     /// List, add and remove the embedded models.
     Models(models_cli::ModelsArgs),
-    /// Work on a product catalog: measure search relevance.
+    /// Work on the product catalog: import product files, measure search relevance.
     Catalog(catalog_cli::CatalogArgs),
 }
 

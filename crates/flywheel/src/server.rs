@@ -93,9 +93,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("embedded models off: serving only the configured models");
         commerce::Storefront::new()
     };
-    spawn_catalog_loading(
+    let catalog_store = commerce::CatalogStore::open(db.clone())
+        .await
+        .context("preparing the catalog tables")?;
+    spawn_catalog_sync(
         &settings,
         &storefront,
+        catalog_store.clone(),
         settings.embedded_models.then(|| gateway.clone()),
     );
 
@@ -114,7 +118,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 max_body_bytes: settings.max_body_bytes,
             },
         ))
-        .merge(gateway::admin_router(gateway.clone()))
+        .merge(gateway::admin_router(
+            gateway.clone(),
+            commerce::admin_routes(storefront.clone(), catalog_store, gateway.clone()),
+        ))
         .merge(commerce::router(storefront.clone()))
         .merge(web::router(storefront))
         .merge(health)
@@ -196,37 +203,119 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, embedded: Vec<Emb
     }
 }
 
-/// Loads the catalog on the blocking pool; then, when `embedder_gateway` serves the embedding model, embeds the
-/// products (or reads their vectors from `<data-dir>/search`) for dense and hybrid search.
-fn spawn_catalog_loading(settings: &Settings, storefront: &commerce::Storefront, embedder_gateway: Option<Gateway>) {
+/// How often the server looks for catalog imports made by another process (`flywheel catalog import`).
+const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Imports the configured product file (or the demo catalog into an empty database), then keeps the
+/// storefront serving the database's catalog: each new version is indexed, and, when `embedder_gateway` serves
+/// the embedding model, its products are embedded (or their vectors read from the vector cache) for dense and
+/// hybrid search.
+fn spawn_catalog_sync(
+    settings: &Settings,
+    storefront: &commerce::Storefront,
+    store: commerce::CatalogStore,
+    embedder_gateway: Option<Gateway>,
+) {
     let vector_dir = settings.vector_cache_dir.clone();
-    let indexed = spawn_catalog_indexing(settings, storefront);
+    let seed = settings.catalog.clone();
     let storefront = storefront.clone();
     tokio::spawn(async move {
-        let Some(gateway) = embedder_gateway else { return };
-        if !matches!(indexed.await, Ok(true)) || !embedding_model_ready(&gateway).await {
-            return;
-        }
-        let started = Instant::now();
-        let mut logged = 0;
-        let progress = |done: usize, total: usize| {
-            // A line per quarter, so a first start on a large catalog shows it is moving.
-            if done * 4 >= (logged + 1) * total {
-                logged = done * 4 / total.max(1);
-                tracing::info!(done, total, "embedding products");
+        if let Err(error) = seed_catalog(&store, seed.as_deref()).await {
+            tracing::error!(%error, "failed to import the catalog");
+            if store.count().await.unwrap_or_default() == 0 {
+                storefront.fail(error.to_string());
+                return;
             }
-        };
-        match storefront.build_vectors(Some(&vector_dir), progress).await {
-            Ok(summary) => tracing::info!(
+        }
+        let mut embedder_ready = None;
+        // A catalog version whose vectors failed is not embedded again every poll; the next version is.
+        let mut vectors_failed_for = None;
+        loop {
+            let started = Instant::now();
+            match storefront.sync(&store).await {
+                Ok(Some(summary)) => tracing::info!(
+                    products = summary.products,
+                    version = storefront.catalog_version(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded catalog and built the search index"
+                ),
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "failed to load the catalog"),
+            }
+            if let Some(gateway) = &embedder_gateway
+                && storefront.is_ready()
+                && !storefront.has_vectors()
+                && vectors_failed_for != Some(storefront.catalog_version())
+            {
+                if embedder_ready.is_none() {
+                    embedder_ready = Some(embedding_model_ready(gateway).await);
+                }
+                if embedder_ready == Some(true) && !build_vectors(&storefront, &vector_dir).await {
+                    vectors_failed_for = Some(storefront.catalog_version());
+                }
+            }
+            tokio::time::sleep(CATALOG_POLL).await;
+        }
+    });
+}
+
+/// Imports `path` into the catalog, or the built-in demo catalog when there is no path and the catalog is empty.
+async fn seed_catalog(store: &commerce::CatalogStore, path: Option<&Path>) -> anyhow::Result<()> {
+    let (file, name) = match path {
+        Some(path) => (
+            tokio::fs::read(path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None if store.count().await? == 0 => (commerce::DEMO_CATALOG.to_vec(), "the built-in demo catalog".to_owned()),
+        None => return Ok(()),
+    };
+    let started = Instant::now();
+    let imported =
+        commerce::import_catalog(store, &file, None, &commerce::FieldMapping::default(), false, &name).await?;
+    for row in &imported.rejected {
+        tracing::warn!(catalog = %name, line = row.line, reason = %row.reason, "catalog row skipped");
+    }
+    tracing::info!(
+        catalog = %name,
+        inserted = imported.inserted,
+        updated = imported.updated,
+        unchanged = imported.unchanged,
+        rejected = imported.rejected.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "imported catalog"
+    );
+    Ok(())
+}
+
+/// Builds the served catalog's product vectors; false if that failed.
+async fn build_vectors(storefront: &commerce::Storefront, vector_dir: &Path) -> bool {
+    let started = Instant::now();
+    let mut logged = 0;
+    let progress = |done: usize, total: usize| {
+        // A line per quarter, so a first start on a large catalog shows it is moving.
+        if done * 4 >= (logged + 1) * total {
+            logged = done * 4 / total.max(1);
+            tracing::info!(done, total, "embedding products");
+        }
+    };
+    match storefront.build_vectors(Some(vector_dir), progress).await {
+        Ok(summary) => {
+            tracing::info!(
                 products = summary.products,
                 dimensions = summary.dimensions,
                 from_cache = summary.from_cache,
                 seconds = started.elapsed().as_secs_f64(),
                 "product vectors ready: hybrid search on"
-            ),
-            Err(error) => tracing::error!(%error, "could not build the product vectors; search stays keyword-only"),
+            );
+            true
         }
-    });
+        Err(error) => {
+            tracing::error!(%error, "could not build the product vectors; search stays keyword-only");
+            false
+        }
+    }
 }
 
 /// Waits while the embedding model loads; false if it failed.
@@ -243,34 +332,6 @@ async fn embedding_model_ready(gateway: &Gateway) -> bool {
             _ => return false,
         }
     }
-}
-
-/// Parses and indexes the catalog on the blocking pool; the handle says whether it loaded.
-fn spawn_catalog_indexing(settings: &Settings, storefront: &commerce::Storefront) -> tokio::task::JoinHandle<bool> {
-    let storefront = storefront.clone();
-    let catalog = settings.catalog.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let loaded = match &catalog {
-            Some(path) => storefront.load(path),
-            None => storefront.load_demo(),
-        };
-        match loaded {
-            Ok(summary) => {
-                tracing::info!(
-                    products = summary.products,
-                    rejected = summary.rejected,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "loaded catalog and built the search index"
-                );
-                true
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to load the catalog");
-                false
-            }
-        }
-    })
 }
 
 /// Loads a model on the blocking pool, then serves it (or marks it failed) under `id`. `load` also returns a

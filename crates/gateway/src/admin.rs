@@ -13,8 +13,9 @@ use serde::Deserialize;
 use crate::http::Authenticated;
 use crate::{Caller, Gateway, GatewayError, IssuedKey, KeyInfo, NewKey, UsageDimension, parse_bound};
 
-/// The `/admin` routes.
-pub fn router(gateway: Gateway) -> Router {
+/// The `/admin` routes, with `extra` admin routes of other crates (paths relative to `/admin`) served beside
+/// the gateway's; they check the caller with [`Gateway::authenticate_headers`] and [`Caller::require_admin`].
+pub fn router(gateway: Gateway, extra: Router) -> Router {
     let admin = Router::new()
         .route("/keys", post(create_key).get(list_keys))
         .route("/keys/{id}", get(get_key).patch(update_key).delete(revoke_key))
@@ -30,14 +31,11 @@ pub fn router(gateway: Gateway) -> Router {
             }
         })
         .with_state(gateway);
-    Router::new().nest("/admin", admin)
+    Router::new().nest("/admin", extra.merge(admin))
 }
 
 fn require_admin(caller: &Caller) -> Result<(), GatewayError> {
-    match caller {
-        Caller::Admin | Caller::Anonymous => Ok(()),
-        Caller::Key(_) => Err(GatewayError::AdminOnly),
-    }
+    caller.require_admin()
 }
 
 /// `POST /admin/keys` body: the key's limits, with the budget in dollars for people.

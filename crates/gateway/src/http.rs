@@ -7,8 +7,8 @@ use std::convert::Infallible;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -57,14 +57,9 @@ where
     type Rejection = GatewayError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
-        let api_key = parts.headers.get("x-api-key").and_then(|value| value.to_str().ok());
-        let secret = bearer.or(api_key).map(str::trim).filter(|secret| !secret.is_empty());
-        Ok(Authenticated(Gateway::from_ref(state).authenticate(secret).await?))
+        Ok(Authenticated(
+            Gateway::from_ref(state).authenticate_headers(&parts.headers).await?,
+        ))
     }
 }
 

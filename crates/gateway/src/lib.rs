@@ -76,6 +76,16 @@ pub enum Caller {
     Key(Box<KeyInfo>),
 }
 
+impl Caller {
+    /// Admin routes are for the master key, or anyone while auth is off.
+    pub fn require_admin(&self) -> Result<(), GatewayError> {
+        match self {
+            Caller::Admin | Caller::Anonymous => Ok(()),
+            Caller::Key(_) => Err(GatewayError::AdminOnly),
+        }
+    }
+}
+
 /// How often tenants' limits are re-read when other instances share the database: as stale as a key may be.
 const TENANT_REFRESH: std::time::Duration = keys::AUTH_CACHE_TTL;
 
@@ -198,6 +208,18 @@ impl Gateway {
     /// The tenants' virtual keys.
     pub fn keys(&self) -> &KeyStore {
         &self.inner.keys
+    }
+
+    /// Checks the key a request's headers present: `Authorization: Bearer <key>` (OpenAI clients) or
+    /// `x-api-key: <key>` (Anthropic clients).
+    pub async fn authenticate_headers(&self, headers: &axum::http::HeaderMap) -> Result<Caller, GatewayError> {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+        let api_key = headers.get("x-api-key").and_then(|value| value.to_str().ok());
+        let secret = bearer.or(api_key).map(str::trim).filter(|secret| !secret.is_empty());
+        self.authenticate(secret).await
     }
 
     /// Checks the secret a request presented (`None` when it presented none).

@@ -201,6 +201,9 @@ fn result_card(product: &Product, query: &str) -> Markup {
             }
         }
         (rating(product))
+        @if let Some(price) = product.price {
+            p.result-price { (format!("{price:.2}")) }
+        }
     }
 }
 
@@ -239,11 +242,21 @@ pub(crate) fn product_page(product: &Product, query: Option<&str>, asked: Option
                 }
                 h1.product-name { (product.name) }
                 (rating(product))
+                @if let Some(price) = product.price {
+                    p.product-price { (format!("{price:.2}")) }
+                }
+                @if let Some(description) = &product.description {
+                    p.product-description { (description) }
+                }
                 dl.product-facts {
                     dt { "Class" }
                     dd { @if product.class.is_empty() { "Unclassified" } @else { (product.class.join(", ")) } }
                     dt { "Category" }
                     dd { @if product.category_path.is_empty() { "Uncategorized" } @else { (product.category_path.join(" / ")) } }
+                    @for (name, value) in &product.attributes {
+                        dt { (name) }
+                        dd { (value) }
+                    }
                     dt { "Product ID" }
                     dd { code { (product.id) } }
                 }
@@ -391,6 +404,10 @@ mod tests {
             category_path: vec!["Furniture".to_owned(), "Chairs & Seating".to_owned()],
             rating,
             review_count,
+            description: None,
+            price: None,
+            features: vec![],
+            attributes: Default::default(),
         }
     }
 

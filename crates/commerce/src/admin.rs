@@ -1,0 +1,183 @@
+//! Catalog administration, shared by the HTTP admin routes (`POST /admin/catalog/import`, `GET /admin/catalog`)
+//! and the CLI: a product file is read with its field mapping, stored in the database (new products added,
+//! changed ones updated in place), and the storefront serves the result.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gateway::Gateway;
+use serde::{Deserialize, Serialize};
+
+use crate::import::{CatalogFormat, FieldMapping, RejectedRow, read_products};
+use crate::{CatalogStore, CommerceError, Storefront};
+
+/// The largest product file accepted over HTTP; larger ones go through `flywheel catalog import`.
+const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// What importing a product file did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogImport {
+    /// The format the file was read as.
+    pub format: CatalogFormat,
+    /// Valid products in the file.
+    pub valid: usize,
+    /// Of those, products new to the catalog.
+    pub inserted: usize,
+    /// Products whose record changed.
+    pub updated: usize,
+    /// Products that were already exactly so.
+    pub unchanged: usize,
+    /// Products removed because the file did not have them (only when replacing).
+    pub removed: usize,
+    /// The rows skipped, with their line and reason.
+    pub rejected: Vec<RejectedRow>,
+    /// The catalog's version after the import.
+    pub version: i64,
+}
+
+/// Reads `file` (of `format`, or the detected one) through `mapping` and stores its valid products; with
+/// `replace`, products the file lacks are removed. A file with rows but not one valid product is refused
+/// whole, so that a wrong mapping never empties a catalog.
+pub async fn import_catalog(
+    store: &CatalogStore,
+    file: &[u8],
+    format: Option<CatalogFormat>,
+    mapping: &FieldMapping,
+    replace: bool,
+    name: &str,
+) -> Result<CatalogImport, CommerceError> {
+    let format = format.unwrap_or_else(|| CatalogFormat::detect(file));
+    let read = read_products(file, format, mapping, name)?;
+    if read.products.is_empty() && !read.rejected.is_empty() {
+        let first = &read.rejected[0];
+        return Err(CommerceError::CatalogFormat {
+            catalog: name.to_owned(),
+            reason: format!(
+                "none of its {} rows is a valid product (line {}: {})",
+                read.rejected.len(),
+                first.line,
+                first.reason
+            ),
+        });
+    }
+    let summary = store.import(&read.products, replace).await?;
+    Ok(CatalogImport {
+        format,
+        valid: read.products.len(),
+        inserted: summary.inserted,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        removed: summary.removed,
+        rejected: read.rejected,
+        version: summary.version,
+    })
+}
+
+#[derive(Clone)]
+struct AdminState {
+    storefront: Storefront,
+    store: CatalogStore,
+    gateway: Gateway,
+}
+
+/// The catalog admin routes, relative to `/admin`; pass them to the gateway's admin router.
+pub fn admin_routes(storefront: Storefront, store: CatalogStore, gateway: Gateway) -> Router {
+    Router::new()
+        .route(
+            "/catalog/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/catalog", get(status))
+        .with_state(AdminState {
+            storefront,
+            store,
+            gateway,
+        })
+}
+
+/// `POST /admin/catalog/import` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    format: Option<String>,
+    /// Comma-separated `field=column` declarations.
+    mapping: Option<String>,
+    replace: Option<bool>,
+}
+
+async fn import(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<CatalogImport>, CommerceError> {
+    authorize(&state.gateway, &headers).await?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => CommerceError::TooLarge(format!(
+            "the file is larger than {} MiB; import it with flywheel catalog import",
+            MAX_UPLOAD_BYTES >> 20
+        )),
+        _ => CommerceError::InvalidRequest(rejection.body_text()),
+    })?;
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let format = params.format.as_deref().map(CatalogFormat::parse).transpose()?;
+    let mapping = FieldMapping::parse(
+        params
+            .mapping
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|declaration| !declaration.trim().is_empty()),
+    )?;
+    if body.is_empty() {
+        return Err(CommerceError::InvalidRequest(
+            "the request body must be the product file".to_owned(),
+        ));
+    }
+    let imported = import_catalog(
+        &state.store,
+        &body,
+        format,
+        &mapping,
+        params.replace.unwrap_or(false),
+        "the uploaded file",
+    )
+    .await?;
+    // Searches see the import as soon as this answers; the product vectors follow in the background.
+    state.storefront.sync(&state.store).await?;
+    Ok(Json(imported))
+}
+
+/// `GET /admin/catalog`: what is stored and what is served.
+#[derive(Serialize)]
+struct CatalogStatus {
+    products: usize,
+    version: i64,
+    served_version: Option<i64>,
+    search: &'static str,
+}
+
+async fn status(State(state): State<AdminState>, headers: HeaderMap) -> Result<Json<CatalogStatus>, CommerceError> {
+    authorize(&state.gateway, &headers).await?;
+    Ok(Json(CatalogStatus {
+        products: state.store.count().await?,
+        version: state.store.version().await?,
+        served_version: state.storefront.catalog_version(),
+        search: if state.storefront.has_vectors() {
+            "hybrid"
+        } else {
+            "keyword"
+        },
+    }))
+}
+
+async fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), CommerceError> {
+    gateway
+        .authenticate_headers(headers)
+        .await
+        .and_then(|caller| caller.require_admin())
+        .map_err(CommerceError::Auth)
+}
