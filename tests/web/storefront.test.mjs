@@ -99,3 +99,50 @@ test("an unknown product is a friendly 404 page", async () => {
   assert.match(await page.locator("body").textContent(), /not found/i);
   await page.close();
 });
+
+test("a shopper narrows a search with a facet", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/search?q=chair");
+  const before = (await page.getByRole("status").textContent()).trim();
+  const facets = page.getByRole("navigation", { name: "Filters" });
+  const outdoor = facets.getByRole("link", { name: /^Outdoor \(/ });
+  await outdoor.click();
+  await page.waitForURL(/filter=category%3AOutdoor/);
+  const after = (await page.getByRole("status").textContent()).trim();
+  assert.notEqual(after, before, "the filter changes the result count");
+  assert.equal(await facets.locator('a[aria-current="true"]').count(), 1, "the chosen value is marked");
+  await page.screenshot({ path: join(artifacts, "search-facet.png"), fullPage: true });
+  await facets.getByRole("link", { name: "Clear filter" }).click();
+  await page.waitForURL((url) => !url.search.includes("filter="));
+  await page.close();
+});
+
+test("an advertiser's campaign shows a labelled sponsored product that a shopper clicks", async () => {
+  const hits = await fetch(`${base}/api/search?q=king+poster+bed&mode=keyword&limit=3&ads=false`).then((r) => r.json());
+  const created = await fetch(`${base}/admin/ads/campaigns`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      advertiser: "Acme Beds", name: "poster beds", daily_budget_usd: 5,
+      products: hits.hits.map((hit) => hit.id), keywords: [{ value: "poster bed", bid_usd: 0.8 }],
+    }),
+  });
+  assert.equal(created.status, 201);
+  const campaign = await created.json();
+
+  const page = await browser.newPage();
+  await page.goto(base + "/search?q=king+poster+bed");
+  const sponsored = page.getByRole("region", { name: "Sponsored products" });
+  assert.match(await sponsored.locator(".sponsored-label").first().textContent(), /Sponsored/);
+  await page.screenshot({ path: join(artifacts, "search-sponsored.png"), fullPage: true });
+  const adName = (await sponsored.getByRole("link").first().textContent()).trim();
+  await sponsored.getByRole("link").first().click();
+  await page.waitForURL(/\/products\//);
+  assert.equal((await page.locator("h1").first().textContent()).trim(), adName);
+  await page.close();
+
+  const report = await fetch(`${base}/admin/ads/report`).then((r) => r.json());
+  const row = report.data.find((entry) => entry.campaign_id === campaign.id);
+  assert.equal(row.clicks, 1, "the click is counted");
+  assert.ok(row.spend_micros > 0 && row.spend_micros <= 800_000, "charged at most the bid");
+});

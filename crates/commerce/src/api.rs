@@ -1,5 +1,5 @@
 //! The storefront's JSON API: `GET /api/search` (`q`, `limit`, `offset`, `mode`, `typo_tolerance`, `rerank`,
-//! `filter`, `facets`, `sort`), `GET /api/products/{id}` and `POST /api/products/{id}/ask`.
+//! `filter`, `facets`, `sort`, `ads`), `GET /api/products/{id}` and `POST /api/products/{id}/ask`.
 //! Every failure, including a malformed query string or body, answers with the `{"error":{"code","message"}}`
 //! body of [`CommerceError`].
 
@@ -21,12 +21,17 @@ const DEFAULT_LIMIT: usize = 10;
 
 /// The storefront API routes, serving from `storefront`.
 pub fn router(storefront: Storefront) -> Router {
+    let ads = storefront.ads();
     let api = Router::new()
         .route("/search", get(search))
         .route("/products/{id}", get(product))
         .route("/products/{id}/ask", post(ask))
         .fallback(unknown_route)
         .with_state(storefront);
+    let api = match ads {
+        Some(ads) => crate::ads::public_routes(ads).merge(api),
+        None => api,
+    };
     Router::new().nest("/api", api)
 }
 
@@ -43,6 +48,7 @@ struct SearchParams {
     filter: Option<String>,
     facets: Option<String>,
     sort: Option<String>,
+    ads: Option<bool>,
 }
 
 async fn search(
@@ -69,6 +75,7 @@ async fn search(
             .sort
             .as_deref()
             .map_or(Ok(SortOrder::Relevance), SortOrder::parse)?,
+        sponsored: params.ads.unwrap_or(true),
         ..defaults
     };
     // Ranking in-RAM indexes takes about a millisecond, so it runs here rather than on the blocking pool.

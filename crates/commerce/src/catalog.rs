@@ -88,6 +88,11 @@ impl Catalog {
         Ok((Catalog::from_products(file.products), report))
     }
 
+    /// The row (position in [`Catalog::products`]) of the product with this id.
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        self.index_by_id.get(id).copied()
+    }
+
     /// The product with this id.
     pub fn get(&self, id: &str) -> Option<&Product> {
         self.index_by_id.get(id).map(|&index| &self.products[index])

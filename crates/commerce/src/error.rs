@@ -29,6 +29,9 @@ pub enum CommerceError {
     /// A request has a missing or invalid parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// No campaign, impression or other record has that id.
+    #[error("{0}")]
+    NotFound(String),
     /// No product has that id.
     #[error("no product has the id '{0}'")]
     ProductNotFound(String),
@@ -76,7 +79,7 @@ impl CommerceError {
         match self {
             CommerceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             CommerceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            CommerceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
+            CommerceError::ProductNotFound(_) | CommerceError::NotFound(_) => StatusCode::NOT_FOUND,
             CommerceError::CatalogLoading
             | CommerceError::CatalogUnavailable(_)
             | CommerceError::AssistantUnavailable
@@ -99,6 +102,7 @@ impl CommerceError {
             CommerceError::CatalogFormat { .. } => "catalog_format_invalid",
             CommerceError::InvalidRequest(_) => "invalid_request",
             CommerceError::ProductNotFound(_) => "product_not_found",
+            CommerceError::NotFound(_) => "not_found",
             CommerceError::CatalogLoading => "catalog_loading",
             CommerceError::CatalogUnavailable(_) => "catalog_unavailable",
             CommerceError::Index(_) => "search_index_failed",

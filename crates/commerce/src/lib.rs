@@ -1,8 +1,9 @@
 //! The commerce layer: the product catalog, its importers (WANDS, CSV, JSON Lines) and its table in the database,
-//! catalog administration, the BM25 search index, filters, facets and sort orders, typo correction, product vectors and rank fusion, the `Storefront`
+//! catalog administration, sponsored products (`ads`), the BM25 search index, filters, facets and sort orders, typo correction, product vectors and rank fusion, the `Storefront`
 //! handle that serves them once loaded, the product assistant, and the storefront's JSON API under `/api`.
 
 mod admin;
+pub mod ads;
 mod api;
 mod assistant;
 mod catalog;

@@ -137,8 +137,9 @@ impl SearchIndex {
         Ok(KeywordMatches { total, rows })
     }
 
-    /// The distinct analyzed terms of the user's text, in order of first appearance.
-    fn query_terms(&self, text: &str) -> Vec<String> {
+    /// The distinct analyzed terms of the user's text, in order of first appearance: the words the index
+    /// matches on.
+    pub(crate) fn query_terms(&self, text: &str) -> Vec<String> {
         let mut analyzer = self.analyzer.clone();
         let mut stream = analyzer.token_stream(text);
         let mut seen = HashSet::new();

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ads::{Ads, SponsoredHit};
 use crate::facets::{Facet, FacetField, Filter, SortOrder, count_facets};
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
 use crate::spelling::{Correction, Speller};
@@ -75,6 +76,8 @@ pub struct SearchQuery {
     pub facets: Vec<FacetField>,
     /// How hits are ordered.
     pub sort: SortOrder,
+    /// Whether sponsored products are auctioned for the page (when the store runs ads).
+    pub sponsored: bool,
 }
 
 impl SearchQuery {
@@ -95,6 +98,7 @@ impl SearchQuery {
             filter: Filter::default(),
             facets: Vec::new(),
             sort: SortOrder::Relevance,
+            sponsored: false,
         }
     }
 
@@ -169,6 +173,9 @@ pub struct SearchPage {
     /// The counts asked for, in the order asked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub facets: Vec<Facet>,
+    /// Sponsored products won at auction for this query, shown apart from the hits and labelled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sponsored: Vec<SponsoredHit>,
 }
 
 /// A loaded catalog and its indexes; replaced whole, never mutated except that its vectors arrive once built.
@@ -211,6 +218,7 @@ pub struct Storefront {
     sync_lock: Arc<tokio::sync::Mutex<()>>,
     assistant: Option<Arc<ProductAssistant>>,
     embedder: Option<Arc<TextEmbedder>>,
+    ads: Option<Arc<Ads>>,
 }
 
 impl Storefront {
@@ -225,6 +233,16 @@ impl Storefront {
             assistant: Some(Arc::new(assistant)),
             ..self
         }
+    }
+
+    /// The same storefront, auctioning sponsored products from `ads` on searches that ask for them.
+    pub fn with_ads(self, ads: Arc<Ads>) -> Self {
+        Storefront { ads: Some(ads), ..self }
+    }
+
+    /// The store's ads, if it runs them.
+    pub fn ads(&self) -> Option<Arc<Ads>> {
+        self.ads.clone()
     }
 
     /// The same storefront, embedding products and queries with `embedder` for dense and hybrid search.
@@ -468,18 +486,21 @@ impl Storefront {
                 .index
                 .search(&text, if all_matches { usize::MAX } else { depth })?,
         };
-        let dense = match (mode, vectors) {
-            (SearchMode::Dense | SearchMode::Hybrid, Some((vectors, embedder))) if !text.trim().is_empty() => {
-                let query_vector = embedder.embed_query(&text).await?;
-                vectors.nearest(
-                    &query_vector,
-                    if all_matches {
-                        DENSE_FILTER_DEPTH.max(depth)
-                    } else {
-                        depth
-                    },
-                )
+        let query_vector = match (mode, vectors) {
+            (SearchMode::Dense | SearchMode::Hybrid, Some((_, embedder))) if !text.trim().is_empty() => {
+                Some(embedder.embed_query(&text).await?)
             }
+            _ => None,
+        };
+        let dense = match (loaded.vectors.get(), &query_vector) {
+            (Some(vectors), Some(query_vector)) => vectors.nearest(
+                query_vector,
+                if all_matches {
+                    DENSE_FILTER_DEPTH.max(depth)
+                } else {
+                    depth
+                },
+            ),
             _ => Vec::new(),
         };
         // Facets count the query's matches before the filter (each facet then applies the other fields' clauses).
@@ -512,6 +533,9 @@ impl Storefront {
         } else {
             keyword.total.max(dense.len())
         };
+        // The auction scores ads by their keyword match when the query has no vector.
+        let wants_ads = self.ads.is_some() && query.sponsored;
+        let keyword_for_ads = if wants_ads { keyword_rows.clone() } else { Vec::new() };
         let mut ranked = match mode {
             SearchMode::Keyword if !query.rerank => keyword_rows,
             SearchMode::Dense if !query.rerank => dense,
@@ -526,6 +550,17 @@ impl Storefront {
                 1.0 / (RRF_K + 1.0),
             );
         }
+        let sponsored = match &self.ads {
+            Some(ads) if wants_ads && !ranked.is_empty() => sponsor(
+                ads,
+                &loaded,
+                &text,
+                query_vector.as_deref().map(Vec::as_slice),
+                &keyword_for_ads,
+                &ranked,
+            ),
+            _ => Vec::new(),
+        };
         query.sort.apply(&mut ranked, |row| products.get(row));
         let hits = ranked
             .into_iter()
@@ -549,6 +584,7 @@ impl Storefront {
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             hits,
             facets,
+            sponsored,
         })
     }
 
@@ -578,6 +614,68 @@ impl Storefront {
             CatalogState::Failed(reason) => Err(CommerceError::CatalogUnavailable(reason.clone())),
         }
     }
+}
+
+/// How many of the best hits say which category the shopper is in, for category targets.
+const CATEGORY_CONTEXT_HITS: usize = 10;
+
+/// Auctions the sponsored slots of a results page. An ad's relevance is its product's cosine similarity to the
+/// query when the query was embedded, else its BM25 score relative to the best match (0 when it does not match).
+fn sponsor(
+    ads: &Ads,
+    loaded: &LoadedCatalog,
+    text: &str,
+    query_vector: Option<&[f32]>,
+    keyword_rows: &[(usize, f32)],
+    ranked: &[(usize, f32)],
+) -> Vec<SponsoredHit> {
+    let products = loaded.catalog.products();
+    let query_terms = loaded.index.query_terms(text);
+    let context: Vec<&Product> = ranked
+        .iter()
+        .take(CATEGORY_CONTEXT_HITS)
+        .filter_map(|(row, _)| products.get(*row))
+        .collect();
+    let in_category = |name: &str| {
+        context.iter().any(|product| {
+            product
+                .category_path
+                .iter()
+                .chain(&product.class)
+                .any(|level| level.eq_ignore_ascii_case(name))
+        })
+    };
+    let best_keyword = keyword_rows.first().map_or(0.0, |(_, score)| *score);
+    let keyword_scores: HashMap<usize, f32> = keyword_rows.iter().copied().collect();
+    let relevance = |row: usize| -> f64 {
+        match (query_vector, loaded.vectors.get().and_then(|vectors| vectors.row(row))) {
+            (Some(query), Some(vector)) => {
+                f64::from(query.iter().zip(vector).map(|(a, b)| a * b).sum::<f32>()).max(0.0)
+            }
+            _ if best_keyword > 0.0 => f64::from(keyword_scores.get(&row).copied().unwrap_or(0.0) / best_keyword),
+            _ => 0.0,
+        }
+    };
+    let bids = ads.bids(
+        &query_terms,
+        |keyword| loaded.index.query_terms(keyword),
+        in_category,
+        |id| loaded.catalog.row_of(id),
+        relevance,
+    );
+    let product_id = |row: usize| products.get(row).map(|product| product.id.clone()).unwrap_or_default();
+    ads.serve(&bids, text, product_id)
+        .into_iter()
+        .filter_map(|(placement, impression_id)| {
+            products.get(placement.product_row).map(|product| SponsoredHit {
+                product: product.clone(),
+                label: "Sponsored",
+                campaign_id: placement.campaign_id,
+                impression_id,
+                slot: placement.slot,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

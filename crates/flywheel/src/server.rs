@@ -2,6 +2,7 @@
 //! catalog in the background, merges every crate's router, and shuts down cleanly on SIGINT or SIGTERM.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -96,6 +97,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let catalog_store = commerce::CatalogStore::open(db.clone())
         .await
         .context("preparing the catalog tables")?;
+    let ads = Arc::new(
+        commerce::ads::Ads::open(db.clone(), commerce::ads::auction::AuctionRules::default())
+            .await
+            .context("preparing the ads tables")?,
+    );
+    let storefront = storefront.with_ads(Arc::clone(&ads));
     spawn_catalog_sync(
         &settings,
         &storefront,
@@ -120,7 +127,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ))
         .merge(gateway::admin_router(
             gateway.clone(),
-            commerce::admin_routes(storefront.clone(), catalog_store, gateway.clone()),
+            commerce::admin_routes(storefront.clone(), catalog_store, gateway.clone())
+                .merge(commerce::ads::admin_routes(ads, storefront.clone(), gateway.clone())),
         ))
         .merge(commerce::router(storefront.clone()))
         .merge(web::router(storefront))

@@ -8,9 +8,9 @@ use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use commerce::{CommerceError, SearchQuery, Storefront};
+use commerce::{CommerceError, FacetField, Filter, SearchQuery, Storefront};
 use serde::Deserialize;
 
 use crate::pages::{Asked, HomeCatalog, MAX_PAGE, PER_PAGE};
@@ -25,6 +25,7 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/search", get(search))
         .route("/products/{id}", get(product))
         .route("/products/{id}/ask", post(ask))
+        .route("/sponsored/{impression}", get(sponsored_click))
         .route("/assets/store.css", get(stylesheet))
         .fallback(page_not_found)
         .with_state(storefront)
@@ -50,6 +51,7 @@ async fn home(State(storefront): State<Storefront>) -> Response {
 struct SearchParams {
     q: Option<String>,
     page: Option<usize>,
+    filter: Option<String>,
 }
 
 async fn search(State(storefront): State<Storefront>, params: Result<Query<SearchParams>, QueryRejection>) -> Response {
@@ -66,14 +68,40 @@ async fn search(State(storefront): State<Storefront>, params: Result<Query<Searc
     if text.trim().is_empty() {
         return pages::search_prompt().into_response();
     }
+    let filter_text = params.filter.unwrap_or_default();
+    let filter = match Filter::parse(&filter_text) {
+        Ok(filter) => filter,
+        Err(error) => return error_page(&error, &text),
+    };
     let query = SearchQuery {
         limit: PER_PAGE,
         offset: (page - 1) * PER_PAGE,
+        filter,
+        facets: vec![FacetField::Category, FacetField::Class],
+        sponsored: page == 1,
         ..SearchQuery::new(&text)
     };
     match storefront.search(&query).await {
-        Ok(results) => pages::search_results(&results, page).into_response(),
+        Ok(results) => pages::search_results(&results, page, &filter_text).into_response(),
         Err(error) => error_page(&error, &query.text),
+    }
+}
+
+/// `GET /sponsored/{impression}`: a shopper followed a sponsored product; the click is recorded (and charged to
+/// the campaign) before the product page opens.
+async fn sponsored_click(
+    State(storefront): State<Storefront>,
+    impression: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(impression)) = impression else {
+        return page_not_found().await;
+    };
+    let Some(ads) = storefront.ads() else {
+        return page_not_found().await;
+    };
+    match ads.click(&impression).await {
+        Ok(click) => Redirect::to(&pages::product_url(&click.product_id, None)).into_response(),
+        Err(error) => error_page(&error, ""),
     }
 }
 

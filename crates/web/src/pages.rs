@@ -137,7 +137,7 @@ pub(crate) fn search_prompt() -> Markup {
 }
 
 /// `GET /search?q=`: one page of results, or the empty state.
-pub(crate) fn search_results(results: &SearchPage, page: usize) -> Markup {
+pub(crate) fn search_results(results: &SearchPage, page: usize, filter: &str) -> Markup {
     let query = results.query.as_str();
     let title = format!("“{query}”");
     let chrome = Chrome {
@@ -155,7 +155,7 @@ pub(crate) fn search_results(results: &SearchPage, page: usize) -> Markup {
     } else if results.hits.is_empty() {
         html! {
             h1 { "Results for “" (query) "”" }
-            p.empty { "There is no page " (page) " of these results. " a href=(search_url(query, 1)) { "Back to the first page" } "." }
+            p.empty { "There is no page " (page) " of these results. " a href=(filtered_search_url(query, 1, filter)) { "Back to the first page" } "." }
         }
     } else {
         html! {
@@ -163,6 +163,20 @@ pub(crate) fn search_results(results: &SearchPage, page: usize) -> Markup {
             p.result-count role="status" {
                 "Showing " (thousands(first_shown)) "–" (thousands(first_shown + results.hits.len() - 1))
                 " of " (thousands(results.total)) " " (plural(results.total, "result", "results"))
+            }
+            (facet_panel(results, filter))
+            @if !results.sponsored.is_empty() {
+                section.sponsored aria-label="Sponsored products" {
+                    @for ad in &results.sponsored {
+                        div.result.sponsored-result {
+                            span.sponsored-label { (ad.label) }
+                            h2.result-name { a href=(format!("/sponsored/{}", ad.impression_id)) { (ad.product.name) } }
+                            @if !ad.product.class.is_empty() {
+                                p.result-class { (ad.product.class.join(" · ")) }
+                            }
+                        }
+                    }
+                }
             }
             ol.results {
                 @for hit in &results.hits {
@@ -172,13 +186,13 @@ pub(crate) fn search_results(results: &SearchPage, page: usize) -> Markup {
             @if last_page > 1 {
                 nav.pagination aria-label="Pagination" {
                     @if page > 1 {
-                        a rel="prev" href=(search_url(query, page - 1)) { "← Previous" }
+                        a rel="prev" href=(filtered_search_url(query, page - 1, filter)) { "← Previous" }
                     } @else {
                         span.disabled aria-hidden="true" { "← Previous" }
                     }
                     span.page-of { "Page " (page) " of " (last_page) }
                     @if page < last_page {
-                        a rel="next" href=(search_url(query, page + 1)) { "Next →" }
+                        a rel="next" href=(filtered_search_url(query, page + 1, filter)) { "Next →" }
                     } @else {
                         span.disabled aria-hidden="true" { "Next →" }
                     }
@@ -358,6 +372,48 @@ pub(crate) fn problem(title: &str, message: &str, query: &str) -> Markup {
     )
 }
 
+/// Facet counts as links: each narrows the search to that value; the active filter can be cleared.
+fn facet_panel(results: &SearchPage, filter: &str) -> Markup {
+    let query = results.query.as_str();
+    html! {
+        @if !results.facets.is_empty() {
+            nav.facets aria-label="Filters" {
+                @if !filter.is_empty() {
+                    a.clear-filter href=(search_url(query, 1)) { "Clear filter" }
+                }
+                @for facet in &results.facets {
+                    @if !facet.values.is_empty() {
+                        section.facet {
+                            h2 { (if facet.field == "class" { "Type" } else { "Category" }) }
+                            ul {
+                                @for value in facet.values.iter().take(8) {
+                                    @let clause = format!("{}:{}", facet.field, value.value);
+                                    li {
+                                        a href=(filtered_search_url(query, 1, &clause)) aria-current=[(clause == filter).then_some("true")] {
+                                            (value.value) " (" (thousands(value.count)) ")"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn filtered_search_url(query: &str, page: usize, filter: &str) -> String {
+    if filter.is_empty() {
+        return search_url(query, page);
+    }
+    format!(
+        "{}&filter={}",
+        search_url(query, page),
+        utf8_percent_encode(filter, URL_COMPONENT)
+    )
+}
+
 fn search_url(query: &str, page: usize) -> String {
     let query = utf8_percent_encode(query, URL_COMPONENT);
     if page == 1 {
@@ -367,7 +423,7 @@ fn search_url(query: &str, page: usize) -> String {
     }
 }
 
-fn product_url(id: &str, query: Option<&str>) -> String {
+pub(crate) fn product_url(id: &str, query: Option<&str>) -> String {
     let id = utf8_percent_encode(id, URL_COMPONENT);
     match query {
         Some(query) => format!("/products/{id}?q={}", utf8_percent_encode(query, URL_COMPONENT)),
