@@ -146,3 +146,33 @@ test("an advertiser's campaign shows a labelled sponsored product that a shopper
   assert.equal(row.clicks, 1, "the click is counted");
   assert.ok(row.spend_micros > 0 && row.spend_micros <= 800_000, "charged at most the bid");
 });
+
+test("a shopper asks the assistant, accepts its pick into the cart, and adds another from a product page", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/");
+  await page.getByRole("link", { name: "Assistant" }).click();
+  await page.waitForURL(/\/assistant$/);
+  await page.getByLabel("Your message").fill("I need a king size poster bed");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.waitForLoadState("load");
+  const answer = (await page.locator(".turn-assistant .turn-text").last().textContent()).trim();
+  assert.match(answer, /\[[^\]]+\] to your cart\?/, "the assistant offers its pick");
+  const found = page.getByRole("list", { name: "Products in this answer" }).getByRole("link");
+  assert.ok((await found.count()) >= 1, "the products found are listed");
+  await page.screenshot({ path: join(artifacts, "assistant-answer.png"), fullPage: true });
+
+  await page.getByRole("button", { name: "Yes, add it to my cart" }).click();
+  await page.waitForLoadState("load");
+  assert.match(await page.locator(".turn-assistant .turn-text").last().textContent(), /^Added .* to your cart\.$/);
+
+  await page.getByRole("link", { name: "Cart" }).click();
+  await page.waitForURL(/\/cart$/);
+  assert.equal(await page.getByRole("list", { name: "Cart items" }).getByRole("listitem").count(), 1);
+
+  await page.goto(base + "/products/13");
+  await page.getByRole("button", { name: "Add to cart" }).click();
+  await page.waitForURL(/\/cart$/);
+  assert.equal(await page.getByRole("list", { name: "Cart items" }).getByRole("listitem").count(), 2);
+  await page.screenshot({ path: join(artifacts, "cart.png"), fullPage: true });
+  await page.close();
+});

@@ -6,11 +6,16 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use futures::StreamExt;
+
+use crate::events::{EventKind, MAX_SESSION_CHARS};
+use crate::shopping::{AssistantEvent, Turn};
 use crate::{
     CommerceError, Filter, Product, ProductAnswer, SearchMode, SearchPage, SearchQuery, SortOrder, Storefront,
     parse_facets,
@@ -26,6 +31,14 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/search", get(search))
         .route("/products/{id}", get(product))
         .route("/products/{id}/ask", post(ask))
+        .route("/products/{id}/also-viewed", get(also_viewed))
+        .route("/products/{id}/also-bought", get(also_bought))
+        .route("/suggest", get(suggest))
+        .route("/assistant", post(assistant))
+        .route("/cart", get(cart))
+        .route("/cart/items", post(add_to_cart))
+        .route("/cart/items/{product_id}", delete(remove_from_cart))
+        .route("/events", post(record_event))
         .fallback(unknown_route)
         .with_state(storefront);
     let api = match ads {
@@ -49,6 +62,7 @@ struct SearchParams {
     facets: Option<String>,
     sort: Option<String>,
     ads: Option<bool>,
+    session: Option<String>,
 }
 
 async fn search(
@@ -76,18 +90,246 @@ async fn search(
             .as_deref()
             .map_or(Ok(SortOrder::Relevance), SortOrder::parse)?,
         sponsored: params.ads.unwrap_or(true),
+        session: params.session.map(checked_session).transpose()?,
         ..defaults
     };
     // Ranking in-RAM indexes takes about a millisecond, so it runs here rather than on the blocking pool.
     Ok(Json(storefront.search(&query).await?))
 }
 
+/// `GET /api/products/{id}` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductParams {
+    /// The shopping session viewing it, if the client tracks one: views teach "customers also viewed".
+    session: Option<String>,
+}
+
 async fn product(
     State(storefront): State<Storefront>,
     id: Result<Path<String>, PathRejection>,
+    params: Result<Query<ProductParams>, QueryRejection>,
 ) -> Result<Json<Product>, CommerceError> {
     let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
-    Ok(Json(storefront.product(&id)?))
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let product = storefront.product(&id)?;
+    if let Some(session) = params.session.map(checked_session).transpose()? {
+        storefront.record(EventKind::View, &session, Some(&id), None);
+    }
+    Ok(Json(product))
+}
+
+fn checked_session(session: String) -> Result<String, CommerceError> {
+    if session.trim().is_empty() || session.chars().count() > MAX_SESSION_CHARS {
+        return Err(CommerceError::InvalidRequest(format!(
+            "session must be 1 to {MAX_SESSION_CHARS} characters"
+        )));
+    }
+    Ok(session)
+}
+
+/// Related products listed per request, at most.
+const MAX_RELATED: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitParams {
+    limit: Option<usize>,
+}
+
+fn related_limit(params: Result<Query<LimitParams>, QueryRejection>) -> Result<usize, CommerceError> {
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_RELATED).contains(&limit) {
+        return Err(CommerceError::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_RELATED}, got {limit}"
+        )));
+    }
+    Ok(limit)
+}
+
+async fn also_viewed(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<LimitParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let products = storefront.also(EventKind::View, &id, related_limit(params)?).await?;
+    Ok(Json(serde_json::json!({ "product_id": id, "products": products })))
+}
+
+async fn also_bought(
+    State(storefront): State<Storefront>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<LimitParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let products = storefront.also(EventKind::Order, &id, related_limit(params)?).await?;
+    Ok(Json(serde_json::json!({ "product_id": id, "products": products })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuggestParams {
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn suggest(
+    State(storefront): State<Storefront>,
+    params: Result<Query<SuggestParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let prefix = params.q.unwrap_or_default();
+    let limit = params.limit.unwrap_or(8);
+    if !(1..=MAX_RELATED).contains(&limit) {
+        return Err(CommerceError::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_RELATED}, got {limit}"
+        )));
+    }
+    let suggestions = storefront.suggest(&prefix, limit)?;
+    Ok(Json(
+        serde_json::json!({ "q": prefix, "queries": suggestions.queries, "categories": suggestions.categories }),
+    ))
+}
+
+/// `POST /api/assistant` body: the conversation so far, the shopper's turn last.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssistantBody {
+    messages: Vec<Turn>,
+    session: Option<String>,
+    /// Server-sent events as the answer forms (the default), or one JSON document at the end.
+    stream: Option<bool>,
+}
+
+async fn assistant(
+    State(storefront): State<Storefront>,
+    body: Result<Json<AssistantBody>, JsonRejection>,
+) -> Result<Response, Response> {
+    let Json(body) = body.map_err(body_rejection)?;
+    let answer = async {
+        let session = body.session.map(checked_session).transpose()?;
+        storefront.converse(&body.messages, session.as_deref()).await
+    };
+    let events = answer.await.map_err(IntoResponse::into_response)?;
+    if body.stream.unwrap_or(true) {
+        let events = events.map(|event| {
+            let name = serde_json::to_value(&event)
+                .ok()
+                .and_then(|value| value["type"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Event::default().event(name).json_data(&event)
+        });
+        return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
+    }
+    let events: Vec<AssistantEvent> = events.collect().await;
+    let text = AssistantEvent::text_of(&events);
+    Ok(Json(serde_json::json!({ "text": text, "events": events })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionParams {
+    session: Option<String>,
+}
+
+fn required_session(params: Result<Query<SessionParams>, QueryRejection>) -> Result<String, CommerceError> {
+    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let session = params
+        .session
+        .ok_or_else(|| CommerceError::InvalidRequest("the query parameter 'session' is required".to_owned()))?;
+    checked_session(session)
+}
+
+async fn cart(
+    State(storefront): State<Storefront>,
+    params: Result<Query<SessionParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    let session = required_session(params)?;
+    let lines = storefront.cart(&session).await?;
+    Ok(Json(serde_json::json!({ "session": session, "items": lines })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CartItemBody {
+    session: String,
+    product_id: String,
+    quantity: Option<i64>,
+}
+
+async fn add_to_cart(
+    State(storefront): State<Storefront>,
+    body: Result<Json<CartItemBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Response> {
+    let Json(body) = body.map_err(body_rejection)?;
+    let added = async {
+        let session = checked_session(body.session)?;
+        let lines = storefront
+            .add_to_cart(&session, &body.product_id, body.quantity.unwrap_or(1))
+            .await?;
+        Ok::<_, CommerceError>(serde_json::json!({ "session": session, "items": lines }))
+    };
+    Ok(Json(added.await.map_err(IntoResponse::into_response)?))
+}
+
+async fn remove_from_cart(
+    State(storefront): State<Storefront>,
+    product_id: Result<Path<String>, PathRejection>,
+    params: Result<Query<SessionParams>, QueryRejection>,
+) -> Result<StatusCode, CommerceError> {
+    let Path(product_id) = product_id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let session = required_session(params)?;
+    if storefront.remove_from_cart(&session, &product_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(CommerceError::NotFound(format!(
+            "the cart has no product '{product_id}'"
+        )))
+    }
+}
+
+/// `POST /api/events` body: what a shopper did, for clients that render their own pages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    kind: String,
+    session: String,
+    product_id: Option<String>,
+    query: Option<String>,
+}
+
+async fn record_event(
+    State(storefront): State<Storefront>,
+    body: Result<Json<EventBody>, JsonRejection>,
+) -> Result<StatusCode, Response> {
+    let Json(body) = body.map_err(body_rejection)?;
+    let event = || -> Result<(), CommerceError> {
+        let kind = EventKind::parse(&body.kind)?;
+        let session = checked_session(body.session.clone())?;
+        match (kind, &body.product_id, &body.query) {
+            (EventKind::Search, _, Some(query)) if !query.trim().is_empty() => {}
+            (EventKind::Search, _, _) => {
+                return Err(CommerceError::InvalidRequest(
+                    "a search event needs its query".to_owned(),
+                ));
+            }
+            (_, Some(product_id), _) => {
+                storefront.product(product_id)?;
+            }
+            (_, None, _) => {
+                return Err(CommerceError::InvalidRequest(format!(
+                    "a {} event needs its product_id",
+                    body.kind
+                )));
+            }
+        }
+        storefront.record(kind, &session, body.product_id.as_deref(), body.query.as_deref());
+        Ok(())
+    };
+    event().map_err(IntoResponse::into_response)?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// Unknown paths under `/api` answer in the API's error shape, not with the storefront's HTML.

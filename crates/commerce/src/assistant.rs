@@ -104,7 +104,7 @@ pub(crate) fn validate_question(question: &str) -> Result<&str, CommerceError> {
 
 /// The facts the model may use, one per line; missing facts are said to be missing rather than left out, so the
 /// model is not tempted to fill them in.
-fn product_facts(product: &Product) -> String {
+pub(crate) fn product_facts(product: &Product) -> String {
     let or_unknown = |parts: &[String], separator: &str| {
         if parts.is_empty() {
             "not listed".to_owned()

@@ -10,14 +10,18 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::ads::{Ads, SponsoredHit};
+use crate::cart::{CartLine, Carts};
+use crate::events::{EventKind, ShopperEvent, ShopperEvents, Suggestion};
 use crate::facets::{Facet, FacetField, Filter, SortOrder, count_facets};
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
+use crate::shopping::{AssistantEvent, ShoppingAssistant, Turn};
 use crate::spelling::{Correction, Speller};
 use crate::vectors::{ProductVectors, TextEmbedder, embed_all, embedding_text, fingerprint};
 use crate::{
     Catalog, CatalogStore, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant,
     SearchIndex,
 };
+use futures::stream::BoxStream;
 
 /// How many candidates each retriever contributes before fusion, at least: deep enough that a product ranked
 /// low by one retriever but high by the other still makes the first page.
@@ -78,6 +82,8 @@ pub struct SearchQuery {
     pub sort: SortOrder,
     /// Whether sponsored products are auctioned for the page (when the store runs ads).
     pub sponsored: bool,
+    /// The shopping session searching, if known: its searches teach autocomplete.
+    pub session: Option<String>,
 }
 
 impl SearchQuery {
@@ -99,6 +105,7 @@ impl SearchQuery {
             facets: Vec::new(),
             sort: SortOrder::Relevance,
             sponsored: false,
+            session: None,
         }
     }
 
@@ -178,6 +185,15 @@ pub struct SearchPage {
     pub sponsored: Vec<SponsoredHit>,
 }
 
+/// What a shopper's typing may complete to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suggestions {
+    /// Past queries of other shoppers, most asked first.
+    pub queries: Vec<Suggestion>,
+    /// Classes and categories of the catalog.
+    pub categories: Vec<String>,
+}
+
 /// A loaded catalog and its indexes; replaced whole, never mutated except that its vectors arrive once built.
 struct LoadedCatalog {
     catalog: Catalog,
@@ -186,6 +202,9 @@ struct LoadedCatalog {
     vectors: OnceLock<ProductVectors>,
     /// The database's catalog version this was loaded from; `None` for a file.
     version: Option<i64>,
+    /// Every class and category name, lowercased, with the original and how many products have it; sorted, for
+    /// completions.
+    category_names: Vec<(String, String, usize)>,
     /// The catalog this one replaced, until its vectors have been reused for the products that did not change.
     predecessor: Mutex<Option<Arc<LoadedCatalog>>>,
 }
@@ -219,6 +238,9 @@ pub struct Storefront {
     assistant: Option<Arc<ProductAssistant>>,
     embedder: Option<Arc<TextEmbedder>>,
     ads: Option<Arc<Ads>>,
+    events: Option<Arc<ShopperEvents>>,
+    carts: Option<Carts>,
+    shopping: Option<Arc<ShoppingAssistant>>,
 }
 
 impl Storefront {
@@ -238,6 +260,129 @@ impl Storefront {
     /// The same storefront, auctioning sponsored products from `ads` on searches that ask for them.
     pub fn with_ads(self, ads: Arc<Ads>) -> Self {
         Storefront { ads: Some(ads), ..self }
+    }
+
+    /// The same storefront, recording shoppers' searches, views and orders in `events` and learning from them.
+    pub fn with_events(self, events: Arc<ShopperEvents>) -> Self {
+        Storefront {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    /// The same storefront, keeping shoppers' carts in `carts`.
+    pub fn with_carts(self, carts: Carts) -> Self {
+        Storefront {
+            carts: Some(carts),
+            ..self
+        }
+    }
+
+    /// The same storefront, with a shopping assistant for conversations about the catalog.
+    pub fn with_shopping_assistant(self, assistant: ShoppingAssistant) -> Self {
+        Storefront {
+            shopping: Some(Arc::new(assistant)),
+            ..self
+        }
+    }
+
+    /// Answers the last turn of a shopping conversation, as a stream of events.
+    pub async fn converse(
+        &self,
+        turns: &[Turn],
+        session: Option<&str>,
+    ) -> Result<BoxStream<'static, AssistantEvent>, CommerceError> {
+        let assistant = self.shopping.as_ref().ok_or(CommerceError::AssistantUnavailable)?;
+        assistant.converse(self, turns, session).await
+    }
+
+    fn carts(&self) -> Result<&Carts, CommerceError> {
+        self.carts
+            .as_ref()
+            .ok_or_else(|| CommerceError::Database("this store keeps no carts".to_owned()))
+    }
+
+    /// Adds a catalog product to the session's cart.
+    pub async fn add_to_cart(
+        &self,
+        session: &str,
+        product_id: &str,
+        quantity: i64,
+    ) -> Result<Vec<CartLine>, CommerceError> {
+        self.product(product_id)?;
+        let lines = self.carts()?.add(session, product_id, quantity).await?;
+        self.record(EventKind::Cart, session, Some(product_id), None);
+        Ok(lines)
+    }
+
+    /// Takes a product out of the session's cart; whether it was there.
+    pub async fn remove_from_cart(&self, session: &str, product_id: &str) -> Result<bool, CommerceError> {
+        self.carts()?.remove(session, product_id).await
+    }
+
+    /// The session's cart.
+    pub async fn cart(&self, session: &str) -> Result<Vec<CartLine>, CommerceError> {
+        self.carts()?.lines(session).await
+    }
+
+    /// Records what a shopping session did (when the store keeps events).
+    pub fn record(&self, kind: EventKind, session: &str, product_id: Option<&str>, query: Option<&str>) {
+        if let Some(events) = &self.events {
+            events.record(ShopperEvent {
+                kind,
+                session: session.to_owned(),
+                query: query.map(str::to_owned),
+                product_id: product_id.map(str::to_owned),
+            });
+        }
+    }
+
+    /// Completions for what a shopper is typing: past queries other shoppers asked, then product classes and
+    /// categories of the catalog that start the same way.
+    pub fn suggest(&self, prefix: &str, limit: usize) -> Result<Suggestions, CommerceError> {
+        let loaded = self.loaded()?;
+        let queries = self
+            .events
+            .as_ref()
+            .map(|events| events.suggest(prefix, limit))
+            .unwrap_or_default();
+        let wanted = prefix.trim().to_lowercase();
+        let categories = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            let start = loaded
+                .category_names
+                .partition_point(|(lower, _, _)| lower.as_str() < wanted.as_str());
+            let mut matching: Vec<&(String, String, usize)> = loaded.category_names[start..]
+                .iter()
+                .take_while(|(lower, _, _)| lower.starts_with(&wanted))
+                .collect();
+            // The categories with the most products first: what most shoppers typing this mean.
+            matching.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+            matching
+                .into_iter()
+                .take(limit)
+                .map(|(_, name, _)| name.clone())
+                .collect()
+        };
+        Ok(Suggestions { queries, categories })
+    }
+
+    /// The products that shopping sessions which viewed (or bought, by `kind`) `product_id` also viewed (or
+    /// bought), most sessions first.
+    pub async fn also(&self, kind: EventKind, product_id: &str, limit: usize) -> Result<Vec<Product>, CommerceError> {
+        let loaded = self.loaded()?;
+        if loaded.catalog.get(product_id).is_none() {
+            return Err(CommerceError::ProductNotFound(product_id.to_owned()));
+        }
+        let Some(events) = &self.events else {
+            return Ok(Vec::new());
+        };
+        let related = events.also(kind, product_id, limit).await?;
+        Ok(related
+            .iter()
+            .filter_map(|related| loaded.catalog.get(&related.product_id).cloned())
+            .collect())
     }
 
     /// The store's ads, if it runs them.
@@ -391,6 +536,19 @@ impl Storefront {
                     .chain(product.class.iter().map(String::as_str))
                     .chain(product.category_path.iter().map(String::as_str))
             }));
+            let mut counts: HashMap<String, (String, usize)> = HashMap::new();
+            for name in catalog
+                .products()
+                .iter()
+                .flat_map(|product| product.class.iter().chain(&product.category_path))
+            {
+                counts.entry(name.to_lowercase()).or_insert_with(|| (name.clone(), 0)).1 += 1;
+            }
+            let mut category_names: Vec<(String, String, usize)> = counts
+                .into_iter()
+                .map(|(lower, (name, count))| (lower, name, count))
+                .collect();
+            category_names.sort_unstable();
             (
                 LoadedCatalog {
                     catalog,
@@ -398,6 +556,7 @@ impl Storefront {
                     speller,
                     vectors: OnceLock::new(),
                     version,
+                    category_names,
                     predecessor: Mutex::new(self.vectors_to_reuse()),
                 },
                 report,
@@ -574,6 +733,11 @@ impl Storefront {
                 })
             })
             .collect();
+        if let Some(session) = &query.session
+            && total > 0
+        {
+            self.record(EventKind::Search, session, None, Some(&query.text));
+        }
         let corrected_query = (!corrections.is_empty()).then_some(text);
         Ok(SearchPage {
             query: query.text.clone(),

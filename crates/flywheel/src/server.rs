@@ -90,6 +90,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 gateway.client(STOREFRONT_TENANT),
                 EMBEDDING_MODEL_ID,
             ))
+            .with_shopping_assistant(commerce::ShoppingAssistant::new(
+                gateway.client(STOREFRONT_TENANT),
+                CHAT_MODEL_ID,
+            ))
     } else {
         tracing::info!("embedded models off: serving only the configured models");
         commerce::Storefront::new()
@@ -102,7 +106,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .await
             .context("preparing the ads tables")?,
     );
-    let storefront = storefront.with_ads(Arc::clone(&ads));
+    let events = commerce::ShopperEvents::open(db.clone())
+        .await
+        .context("preparing the shopper events table")?;
+    let carts = commerce::Carts::open(db.clone())
+        .await
+        .context("preparing the carts table")?;
+    let storefront = storefront
+        .with_ads(Arc::clone(&ads))
+        .with_events(events)
+        .with_carts(carts);
     spawn_catalog_sync(
         &settings,
         &storefront,

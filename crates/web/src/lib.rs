@@ -1,16 +1,18 @@
-//! The storefront's server-rendered pages: home, search results and product pages, plus their stylesheet.
+//! The storefront's server-rendered pages: home, search results (with facets and sponsored products), product
+//! pages, the shopping assistant's panel and the cart, plus their stylesheet.
 //! Pages read only through `commerce::Storefront`; every commerce failure becomes an HTML page with the status
 //! `CommerceError::status` gives it, here in `error_page` and nowhere else.
 
 mod pages;
+mod shop;
 
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use commerce::{CommerceError, FacetField, Filter, SearchQuery, Storefront};
+use commerce::{CommerceError, EventKind, FacetField, Filter, SearchQuery, Storefront};
 use serde::Deserialize;
 
 use crate::pages::{Asked, HomeCatalog, MAX_PAGE, PER_PAGE};
@@ -26,6 +28,8 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/products/{id}", get(product))
         .route("/products/{id}/ask", post(ask))
         .route("/sponsored/{impression}", get(sponsored_click))
+        .route("/assistant", get(shop::assistant_page).post(shop::assistant_turn))
+        .route("/cart", get(shop::cart_page).post(shop::add_to_cart))
         .route("/assets/store.css", get(stylesheet))
         .fallback(page_not_found)
         .with_state(storefront)
@@ -54,7 +58,11 @@ struct SearchParams {
     filter: Option<String>,
 }
 
-async fn search(State(storefront): State<Storefront>, params: Result<Query<SearchParams>, QueryRejection>) -> Response {
+async fn search(
+    State(storefront): State<Storefront>,
+    headers: HeaderMap,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Response {
     let params = match params {
         Ok(Query(params)) => params,
         Err(rejection) => return error_page(&CommerceError::InvalidRequest(rejection.body_text()), ""),
@@ -73,16 +81,22 @@ async fn search(State(storefront): State<Storefront>, params: Result<Query<Searc
         Ok(filter) => filter,
         Err(error) => return error_page(&error, &text),
     };
+    let (session, new_cookie) = shopping_session(&headers);
     let query = SearchQuery {
         limit: PER_PAGE,
         offset: (page - 1) * PER_PAGE,
         filter,
         facets: vec![FacetField::Category, FacetField::Class],
         sponsored: page == 1,
+        // Paging and filtering the same search is not another search.
+        session: (page == 1 && filter_text.is_empty()).then_some(session),
         ..SearchQuery::new(&text)
     };
     match storefront.search(&query).await {
-        Ok(results) => pages::search_results(&results, page, &filter_text).into_response(),
+        Ok(results) => with_cookie(
+            pages::search_results(&results, page, &filter_text).into_response(),
+            new_cookie,
+        ),
         Err(error) => error_page(&error, &query.text),
     }
 }
@@ -113,6 +127,7 @@ struct ProductParams {
 
 async fn product(
     State(storefront): State<Storefront>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<ProductParams>, QueryRejection>,
 ) -> Response {
@@ -125,10 +140,53 @@ async fn product(
         .ok()
         .and_then(|Query(params)| params.q)
         .filter(|q| !q.trim().is_empty());
-    match storefront.product(&id) {
-        Ok(product) => pages::product_page(&product, query.as_deref(), None).into_response(),
-        Err(error) => error_page(&error, query.as_deref().unwrap_or_default()),
+    let product = match storefront.product(&id) {
+        Ok(product) => product,
+        Err(error) => return error_page(&error, query.as_deref().unwrap_or_default()),
+    };
+    let (session, new_cookie) = shopping_session(&headers);
+    // Ranked by sessions before this one, so a shopper's own view does not recommend itself.
+    let also_viewed = storefront
+        .also(EventKind::View, &id, ALSO_VIEWED)
+        .await
+        .unwrap_or_default();
+    storefront.record(EventKind::View, &session, Some(&id), None);
+    with_cookie(
+        pages::product_page(&product, query.as_deref(), None, &also_viewed).into_response(),
+        new_cookie,
+    )
+}
+
+/// Products shown under "Customers also viewed".
+const ALSO_VIEWED: usize = 6;
+/// The cookie naming a shopper's session: random, with nothing in it but an id.
+const SESSION_COOKIE: &str = "fw_session";
+
+/// The shopper's session id from its cookie, or a new one and the `Set-Cookie` value that starts it.
+pub(crate) fn shopping_session(headers: &HeaderMap) -> (String, Option<String>) {
+    let existing = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty() && value.len() <= 64)
+        .map(|(_, value)| value.to_owned());
+    match existing {
+        Some(session) => (session, None),
+        None => {
+            let session = uuid::Uuid::new_v4().simple().to_string();
+            let cookie = format!("{SESSION_COOKIE}={session}; Path=/; Max-Age=2592000; SameSite=Lax; HttpOnly");
+            (session, Some(cookie))
+        }
     }
+}
+
+pub(crate) fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+    if let Some(value) = cookie.and_then(|cookie| HeaderValue::from_str(&cookie).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// The product page's question form.
@@ -163,7 +221,7 @@ async fn ask(
             },
         ),
     };
-    (status, pages::product_page(&product, None, Some(&asked))).into_response()
+    (status, pages::product_page(&product, None, Some(&asked), &[])).into_response()
 }
 
 /// What a shopper is told when a question cannot be answered.
@@ -200,7 +258,7 @@ async fn stylesheet() -> Response {
 
 /// The one place a commerce failure becomes a page: the status comes from `CommerceError::status`, the
 /// wording from here; server faults are logged and not detailed to shoppers.
-fn error_page(error: &CommerceError, query: &str) -> Response {
+pub(crate) fn error_page(error: &CommerceError, query: &str) -> Response {
     let page = match error {
         CommerceError::CatalogLoading => pages::loading(query),
         CommerceError::ProductNotFound(id) => pages::product_not_found(id),

@@ -24,15 +24,15 @@ pub(crate) struct HomeCatalog {
 }
 
 /// The page around every body: head, brand header (with the search box unless the body has its own), footer.
-struct Chrome<'a> {
-    title: &'a str,
+pub(crate) struct Chrome<'a> {
+    pub(crate) title: &'a str,
     /// The search box's text, or `None` when the body carries the search box.
-    header_search: Option<&'a str>,
+    pub(crate) header_search: Option<&'a str>,
     /// Reload the page on its own, while the catalog loads.
-    auto_refresh: bool,
+    pub(crate) auto_refresh: bool,
 }
 
-fn layout(chrome: Chrome<'_>, body: Markup) -> Markup {
+pub(crate) fn layout(chrome: Chrome<'_>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -52,6 +52,10 @@ fn layout(chrome: Chrome<'_>, body: Markup) -> Markup {
                         a.brand href="/" { span.brand-mark aria-hidden="true" { "◎" } "flywheel store" }
                         @if let Some(query) = chrome.header_search {
                             (search_form(query, false))
+                        }
+                        nav.site-nav aria-label="Store" {
+                            a href="/assistant" { "Assistant" }
+                            a href="/cart" { "Cart" }
                         }
                     }
                 }
@@ -231,7 +235,12 @@ pub(crate) enum Asked {
 
 /// `GET /products/{id}`; `query` is the search the shopper came from, if any, and `asked` the question just
 /// asked on this page, if any.
-pub(crate) fn product_page(product: &Product, query: Option<&str>, asked: Option<&Asked>) -> Markup {
+pub(crate) fn product_page(
+    product: &Product,
+    query: Option<&str>,
+    asked: Option<&Asked>,
+    also_viewed: &[Product],
+) -> Markup {
     let chrome = Chrome {
         title: &product.name,
         header_search: Some(query.unwrap_or_default()),
@@ -262,6 +271,10 @@ pub(crate) fn product_page(product: &Product, query: Option<&str>, asked: Option
                 @if let Some(description) = &product.description {
                     p.product-description { (description) }
                 }
+                form.add-to-cart action="/cart" method="post" {
+                    input type="hidden" name="product_id" value=(product.id);
+                    button type="submit" { "Add to cart" }
+                }
                 dl.product-facts {
                     dt { "Class" }
                     dd { @if product.class.is_empty() { "Unclassified" } @else { (product.class.join(", ")) } }
@@ -276,6 +289,16 @@ pub(crate) fn product_page(product: &Product, query: Option<&str>, asked: Option
                 }
             }
             (ask_section(product, asked))
+            @if !also_viewed.is_empty() {
+                section.also-viewed aria-label="Customers also viewed" {
+                    h2 { "Customers also viewed" }
+                    ul {
+                        @for other in also_viewed {
+                            li { a href=(product_url(&other.id, None)) { (other.name) } }
+                        }
+                    }
+                }
+            }
         },
     )
 }
@@ -477,7 +500,7 @@ mod tests {
 
     #[test]
     fn product_text_is_escaped_and_urls_are_encoded() {
-        let html = product_page(&product(None, 0), Some("a&b \"c\""), None).into_string();
+        let html = product_page(&product(None, 0), Some("a&b \"c\""), None, &[]).into_string();
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; chair"));
         assert!(html.contains(r#"href="/search?q=a%26b%20%22c%22""#), "{html}");

@@ -13,8 +13,9 @@ use axum::{Json, Router};
 use gateway::Gateway;
 use serde::Deserialize;
 
-use super::{Ads, Campaign, CampaignReport, CampaignStatus, ClickOutcome, OrderOutcome, Target, now_ms};
+use super::{Ads, Campaign, CampaignReport, CampaignStatus, ClickOutcome, OrderOutcome, Target};
 use crate::admin::authorize_admin;
+use crate::unix_millis as now_ms;
 use crate::{CommerceError, Storefront};
 
 /// Keyword and category targets per campaign, and products: enough for any real campaign, bounded so one

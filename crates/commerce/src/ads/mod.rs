@@ -13,7 +13,6 @@ pub mod auction;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use store::{Database, Migration};
@@ -22,7 +21,7 @@ pub use api::admin_routes;
 pub(crate) use api::public_routes;
 use auction::{AuctionRules, Bid, Placement, paced_in, run_auction};
 
-use crate::{CommerceError, Product};
+use crate::{CommerceError, Product, unix_millis as now_ms};
 
 /// How long after a click an order of the product still counts as the ad's sale.
 pub const ATTRIBUTION_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -514,12 +513,6 @@ pub struct CampaignReport {
     pub sales_micros: i64,
     /// Advertising cost of sales: spend per sales.
     pub acos: Option<f64>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
