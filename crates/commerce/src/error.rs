@@ -67,6 +67,14 @@ pub enum CommerceError {
     Auth(gateway::GatewayError),
 }
 
+/// A JSON body, or the reason axum could not take it as a 400 in our error shape.
+pub(crate) fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, CommerceError> {
+    body.map(|axum::Json(body)| body)
+        .map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))
+}
+
 impl From<sqlx::Error> for CommerceError {
     fn from(error: sqlx::Error) -> Self {
         CommerceError::Database(error.to_string())

@@ -21,6 +21,27 @@ pub struct CatalogArgs {
 
 #[derive(Subcommand)]
 enum CatalogCommand {
+    /// Write listings for sellers' notes in bulk: one per row of a CSV, appended to a JSON Lines file as each
+    /// is written, so an interrupted run resumes where it stopped.
+    Listings {
+        /// A CSV file with a header; each row's notes column describes one product.
+        input: PathBuf,
+        /// Where the listings go (JSON Lines: line, notes, listing, quality, or the row's error).
+        #[arg(long)]
+        output: PathBuf,
+        /// The column holding the notes.
+        #[arg(long, default_value = "notes")]
+        column: String,
+        /// Directory holding the embedded models [default: <data-dir>/models]
+        #[arg(long, env = "FLYWHEEL_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
+        /// Directory holding flywheel's data (the ledger the model calls are written to) [default: ./.flywheel]
+        #[arg(long, env = "FLYWHEEL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Threads for the chat model.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Import a product file: new products are added, changed ones updated in place, bad rows reported by
     /// line and skipped.
     Import {
@@ -79,6 +100,14 @@ const REJECTS_SHOWN: usize = 20;
 
 pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
     match args.command {
+        CatalogCommand::Listings {
+            input,
+            output,
+            column,
+            models_dir,
+            data_dir,
+            threads,
+        } => write_listings(input, output, column, models_dir, data_dir, threads).await,
         CatalogCommand::Import {
             path,
             format,
@@ -196,4 +225,113 @@ pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The tenant bulk listing calls are accounted to.
+const SELLERS_TENANT: &str = "sellers";
+
+async fn write_listings(
+    input: PathBuf,
+    output: PathBuf,
+    column: String,
+    models_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    threads: usize,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&input)
+        .with_context(|| format!("cannot read {}", input.display()))?;
+    let header = reader
+        .headers()
+        .with_context(|| format!("{} has no header row", input.display()))?;
+    let notes_at = header
+        .iter()
+        .position(|name| name.trim() == column)
+        .with_context(|| format!("{} has no '{column}' column", input.display()))?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("reading {}", input.display()))?;
+        let line = record.position().map_or(0, csv::Position::line);
+        rows.push((line, record.get(notes_at).unwrap_or_default().trim().to_owned()));
+    }
+    // Rows already in the output were written by an earlier run: resume after them.
+    let done: std::collections::HashSet<u64> = match std::fs::read_to_string(&output) {
+        Ok(text) => text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|entry| entry["line"].as_u64())
+            .collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", output.display())),
+    };
+    let pending: Vec<&(u64, String)> = rows.iter().filter(|(line, _)| !done.contains(line)).collect();
+
+    let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+    let models_dir = models_dir.unwrap_or_else(|| data_dir.join("models"));
+    let chat_path = models::embedded_models(&models_dir)?
+        .into_iter()
+        .find(|model| model.id == models::CHAT_MODEL_ID)
+        .map(|model| model.path)
+        .context("the models directory lists no chat model")?;
+    let chat = tokio::task::spawn_blocking(move || {
+        inference::ChatModel::load(
+            &chat_path,
+            inference::ChatModelOptions {
+                threads,
+                ..inference::ChatModelOptions::default()
+            },
+        )
+    })
+    .await??;
+    let db = crate::open_database(None, &data_dir).await?;
+    let gateway = gateway::Gateway::open(db.clone(), None).await?;
+    gateway.serve_embedded_chat(models::CHAT_MODEL_ID, chat);
+    let storefront = commerce::Storefront::new();
+    let loader = storefront.clone();
+    tokio::task::spawn_blocking(move || loader.load_demo()).await??;
+    let writer = commerce::ListingWriter::new(gateway.client(SELLERS_TENANT), models::CHAT_MODEL_ID);
+
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    let progress = indicatif::ProgressBar::new(rows.len() as u64).with_message("writing listings");
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress.set_position(done.len() as u64);
+    let (mut written, mut failed) = (0usize, 0usize);
+    for (line, notes) in pending {
+        let entry = match writer.write(&storefront, notes).await {
+            Ok(listing) => {
+                written += 1;
+                let quality = commerce::score_listing(&listing);
+                serde_json::json!({"line": line, "notes": notes, "listing": listing, "quality": quality})
+            }
+            Err(error) => {
+                failed += 1;
+                serde_json::json!({"line": line, "notes": notes, "error": error.to_string()})
+            }
+        };
+        // One line per row, flushed, so a kill loses at most the row being written.
+        writeln!(file, "{entry}")
+            .and_then(|()| file.flush())
+            .with_context(|| format!("writing {}", output.display()))?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    gateway.ledger().flush().await;
+    db.close().await;
+    outln!(
+        "{}: {written} listings written, {failed} rows failed, {} already done; in {}",
+        input.display(),
+        done.len(),
+        output.display()
+    );
+    Ok(())
 }

@@ -144,6 +144,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .merge(commerce::ads::admin_routes(ads, storefront.clone(), gateway.clone())),
         ))
         .merge(commerce::router(storefront.clone()))
+        .merge(commerce::seller_router(
+            storefront.clone(),
+            gateway.clone(),
+            CHAT_MODEL_ID,
+        ))
         .merge(web::router(storefront))
         .merge(health)
         .merge(gateway::metrics::metrics_router(metrics))

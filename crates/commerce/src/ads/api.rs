@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{Ads, Campaign, CampaignReport, CampaignStatus, ClickOutcome, OrderOutcome, Target};
 use crate::admin::authorize_admin;
+use crate::error::json_body;
 use crate::unix_millis as now_ms;
 use crate::{CommerceError, Storefront};
 
@@ -79,11 +80,6 @@ fn micros(usd: f64, what: &str) -> Result<i64, CommerceError> {
         )));
     }
     Ok((usd * 1e6).round() as i64)
-}
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, CommerceError> {
-    body.map(|Json(body)| body)
-        .map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))
 }
 
 async fn create_campaign(
