@@ -3,15 +3,21 @@
 //! changed ones updated in place), and the storefront serves the result.
 
 use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gateway::Gateway;
 use serde::{Deserialize, Serialize};
 
 use crate::import::{CatalogFormat, FieldMapping, RejectedRow, read_products};
+use std::sync::Arc;
+
+use crate::error::json_body;
+use crate::merchandising::{Merchandising, Rule, SynonymSet};
 use crate::{CatalogStore, CommerceError, Storefront};
 
 /// The largest product file accepted over HTTP; larger ones go through `flywheel catalog import`.
@@ -91,6 +97,9 @@ pub fn admin_routes(storefront: Storefront, store: CatalogStore, gateway: Gatewa
             post(import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route("/catalog", get(status))
+        .route("/catalog/synonyms", get(list_synonyms).post(add_synonyms))
+        .route("/catalog/rules", get(list_rules).post(add_rule))
+        .route("/catalog/merchandising/{id}", delete(remove_merchandising))
         .with_state(AdminState {
             storefront,
             store,
@@ -149,6 +158,77 @@ async fn import(
     // Searches see the import as soon as this answers; the product vectors follow in the background.
     state.storefront.sync(&state.store).await?;
     Ok(Json(imported))
+}
+
+fn merchandising(state: &AdminState) -> Result<Arc<Merchandising>, CommerceError> {
+    state
+        .storefront
+        .merchandising()
+        .ok_or_else(|| CommerceError::Database("this store keeps no merchandising".to_owned()))
+}
+
+async fn list_synonyms(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    authorize_admin(&state.gateway, &headers).await?;
+    Ok(Json(serde_json::json!({ "data": *merchandising(&state)?.synonyms() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SynonymsBody {
+    words: Vec<String>,
+}
+
+async fn add_synonyms(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Json<SynonymsBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<SynonymSet>), CommerceError> {
+    authorize_admin(&state.gateway, &headers).await?;
+    let body = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(merchandising(&state)?.add_synonyms(body.words).await?),
+    ))
+}
+
+async fn list_rules(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, CommerceError> {
+    authorize_admin(&state.gateway, &headers).await?;
+    Ok(Json(serde_json::json!({ "data": merchandising(&state)?.rules() })))
+}
+
+async fn add_rule(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Json<Rule>, JsonRejection>,
+) -> Result<(StatusCode, Json<Rule>), CommerceError> {
+    authorize_admin(&state.gateway, &headers).await?;
+    let rule = json_body(body)?;
+    let storefront = state.storefront.clone();
+    let rule = merchandising(&state)?
+        .add_rule(rule, |id| storefront.product(id).is_ok())
+        .await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+async fn remove_merchandising(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, CommerceError> {
+    authorize_admin(&state.gateway, &headers).await?;
+    if merchandising(&state)?.remove(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(CommerceError::NotFound(format!(
+            "no synonym set or rule has the id '{id}'"
+        )))
+    }
 }
 
 /// `GET /admin/catalog`: what is stored and what is served.

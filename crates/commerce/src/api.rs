@@ -63,6 +63,7 @@ struct SearchParams {
     sort: Option<String>,
     ads: Option<bool>,
     session: Option<String>,
+    highlight: Option<bool>,
 }
 
 async fn search(
@@ -91,6 +92,7 @@ async fn search(
             .map_or(Ok(SortOrder::Relevance), SortOrder::parse)?,
         sponsored: params.ads.unwrap_or(true),
         session: params.session.map(checked_session).transpose()?,
+        highlight: params.highlight.unwrap_or(false),
         ..defaults
     };
     // Ranking in-RAM indexes takes about a millisecond, so it runs here rather than on the blocking pool.

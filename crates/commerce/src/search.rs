@@ -137,6 +137,30 @@ impl SearchIndex {
         Ok(KeywordMatches { total, rows })
     }
 
+    /// `text` HTML-escaped, with the words whose analyzed form is among `terms` wrapped in `<em>`.
+    pub(crate) fn highlight(&self, text: &str, terms: &HashSet<String>) -> String {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut marked = String::with_capacity(text.len() + 16);
+        let mut written = 0;
+        while stream.advance() {
+            let token = stream.token();
+            if terms.contains(&token.text)
+                && token.offset_from >= written
+                && text.is_char_boundary(token.offset_from)
+                && text.is_char_boundary(token.offset_to)
+            {
+                marked.push_str(&escape_html(&text[written..token.offset_from]));
+                marked.push_str("<em>");
+                marked.push_str(&escape_html(&text[token.offset_from..token.offset_to]));
+                marked.push_str("</em>");
+                written = token.offset_to;
+            }
+        }
+        marked.push_str(&escape_html(&text[written..]));
+        marked
+    }
+
     /// The distinct analyzed terms of the user's text, in order of first appearance: the words the index
     /// matches on.
     pub(crate) fn query_terms(&self, text: &str) -> Vec<String> {
@@ -152,6 +176,14 @@ impl SearchIndex {
         }
         terms
     }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Splits on anything that is not a letter or digit, then lowercases, folds accents ("décor" finds "decor"),
@@ -239,6 +271,17 @@ mod tests {
         for text in ["", "   ", "the and of", "!!! ??? ..."] {
             assert_eq!(index.search(text, 10).unwrap(), KeywordMatches::default(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn highlights_mark_matched_words_and_escape_the_rest() {
+        let (_, index) = demo_index();
+        let terms: HashSet<String> = index.query_terms("Oak chairs").into_iter().collect();
+        assert_eq!(
+            index.highlight("<b>oak</b> chair & OAK's stool", &terms),
+            "&lt;b&gt;<em>oak</em>&lt;/b&gt; <em>chair</em> &amp; <em>OAK</em>&#39;s stool"
+        );
+        assert_eq!(index.highlight("pine bench", &terms), "pine bench");
     }
 
     #[test]

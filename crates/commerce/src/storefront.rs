@@ -2,7 +2,7 @@
 //! (loading, ready, failed), runs the search pipeline (typo correction, keyword and vector candidates, fusion,
 //! category-intent rerank, paging) and joins hits with their products; it never blocks on a load in progress.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
@@ -13,6 +13,7 @@ use crate::ads::{Ads, SponsoredHit};
 use crate::cart::{CartLine, Carts};
 use crate::events::{EventKind, ShopperEvent, ShopperEvents, Suggestion};
 use crate::facets::{Facet, FacetField, Filter, SortOrder, count_facets};
+use crate::merchandising::Merchandising;
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
 use crate::shopping::{AssistantEvent, ShoppingAssistant, Turn};
 use crate::spelling::{Correction, Speller};
@@ -84,6 +85,8 @@ pub struct SearchQuery {
     pub sponsored: bool,
     /// The shopping session searching, if known: its searches teach autocomplete.
     pub session: Option<String>,
+    /// Whether hits carry their name with the matched words marked.
+    pub highlight: bool,
 }
 
 impl SearchQuery {
@@ -106,6 +109,7 @@ impl SearchQuery {
             sort: SortOrder::Relevance,
             sponsored: false,
             session: None,
+            highlight: false,
         }
     }
 
@@ -156,6 +160,9 @@ pub struct ProductHit {
     pub product: Product,
     /// The ranking score (BM25, cosine or fused, by mode); only comparable within one search.
     pub score: f32,
+    /// The name with the words the query matched in `<em>` (the rest HTML-escaped), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub highlighted_name: Option<String>,
 }
 
 /// One page of search results, ready to render.
@@ -180,6 +187,9 @@ pub struct SearchPage {
     /// The counts asked for, in the order asked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub facets: Vec<Facet>,
+    /// The merchandising rules that changed this ranking.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules_applied: Vec<String>,
     /// Sponsored products won at auction for this query, shown apart from the hits and labelled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sponsored: Vec<SponsoredHit>,
@@ -241,6 +251,7 @@ pub struct Storefront {
     events: Option<Arc<ShopperEvents>>,
     carts: Option<Carts>,
     shopping: Option<Arc<ShoppingAssistant>>,
+    merchandising: Option<Arc<Merchandising>>,
 }
 
 impl Storefront {
@@ -268,6 +279,19 @@ impl Storefront {
             events: Some(events),
             ..self
         }
+    }
+
+    /// The same storefront, applying `merchandising`'s synonyms and rules to searches.
+    pub fn with_merchandising(self, merchandising: Arc<Merchandising>) -> Self {
+        Storefront {
+            merchandising: Some(merchandising),
+            ..self
+        }
+    }
+
+    /// The store's synonyms and rules, if it has them.
+    pub fn merchandising(&self) -> Option<Arc<Merchandising>> {
+        self.merchandising.clone()
     }
 
     /// The same storefront, keeping shoppers' carts in `carts`.
@@ -383,6 +407,21 @@ impl Storefront {
             .iter()
             .filter_map(|related| loaded.catalog.get(&related.product_id).cloned())
             .collect())
+    }
+
+    /// The text with the synonyms of its words added, for the keyword index to match any of them.
+    fn with_synonyms(&self, text: &str) -> String {
+        let Some(merchandising) = &self.merchandising else {
+            return text.to_owned();
+        };
+        let mut expanded = text.to_owned();
+        for word in text.split_whitespace() {
+            for synonym in merchandising.synonyms_of(word) {
+                expanded.push(' ');
+                expanded.push_str(&synonym);
+            }
+        }
+        expanded
     }
 
     /// The store's ads, if it runs them.
@@ -643,7 +682,7 @@ impl Storefront {
             SearchMode::Dense => Default::default(),
             SearchMode::Keyword | SearchMode::Hybrid => loaded
                 .index
-                .search(&text, if all_matches { usize::MAX } else { depth })?,
+                .search(&self.with_synonyms(&text), if all_matches { usize::MAX } else { depth })?,
         };
         let query_vector = match (mode, vectors) {
             (SearchMode::Dense | SearchMode::Hybrid, Some((_, embedder))) if !text.trim().is_empty() => {
@@ -720,7 +759,30 @@ impl Storefront {
             ),
             _ => Vec::new(),
         };
+        let rules_applied = match &self.merchandising {
+            Some(merchandising) if query.sort == SortOrder::Relevance => merchandising.apply(
+                &text,
+                &mut ranked,
+                |row| {
+                    products
+                        .get(row)
+                        .filter(|product| query.filter.matches(product))
+                        .cloned()
+                },
+                |id| loaded.catalog.row_of(id),
+            ),
+            _ => Vec::new(),
+        };
         query.sort.apply(&mut ranked, |row| products.get(row));
+        let highlight_terms: HashSet<String> = if query.highlight {
+            loaded
+                .index
+                .query_terms(&self.with_synonyms(&text))
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let hits = ranked
             .into_iter()
             .skip(query.offset)
@@ -728,6 +790,9 @@ impl Storefront {
             // Rows come from indexes built from this very catalog, so every one has its product.
             .filter_map(|(row, score)| {
                 products.get(row).map(|product| ProductHit {
+                    highlighted_name: query
+                        .highlight
+                        .then(|| loaded.index.highlight(&product.name, &highlight_terms)),
                     product: product.clone(),
                     score,
                 })
@@ -748,6 +813,7 @@ impl Storefront {
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             hits,
             facets,
+            rules_applied,
             sponsored,
         })
     }

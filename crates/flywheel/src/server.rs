@@ -115,7 +115,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let storefront = storefront
         .with_ads(Arc::clone(&ads))
         .with_events(events)
-        .with_carts(carts);
+        .with_carts(carts)
+        .with_merchandising(
+            commerce::Merchandising::open(db.clone())
+                .await
+                .context("preparing the merchandising table")?,
+        );
     spawn_catalog_sync(
         &settings,
         &storefront,
