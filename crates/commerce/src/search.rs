@@ -125,9 +125,18 @@ impl SearchIndex {
         let collector = (TopDocs::with_limit(depth).order_by_score(), Count);
         let (top, total) = searcher.search(&BooleanQuery::new(clauses), &collector)?;
         let mut rows = Vec::with_capacity(top.len());
+        // Opening a fast-field column costs more than reading from it: once per segment, not per hit.
+        let mut columns = std::collections::HashMap::new();
         for (score, address) in top {
-            let segment = searcher.segment_reader(address.segment_ord);
-            let column = segment.fast_fields().u64(ROW_FIELD)?;
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                    searcher
+                        .segment_reader(address.segment_ord)
+                        .fast_fields()
+                        .u64(ROW_FIELD)?,
+                ),
+            };
             let row = column
                 .first(address.doc_id)
                 .ok_or_else(|| TantivyError::InternalError(format!("document {address:?} has no catalog row")))?;

@@ -27,9 +27,13 @@ use futures::stream::BoxStream;
 /// How many candidates each retriever contributes before fusion, at least: deep enough that a product ranked
 /// low by one retriever but high by the other still makes the first page.
 const CANDIDATE_DEPTH: usize = 100;
-/// Nearest products a filtered, faceted or sorted search takes from the vectors; keyword search gives all its
-/// matches, but every product is *some* distance away, so vector candidates stop at the closest.
+/// Nearest products a filtered, faceted or sorted search takes from the vectors: every product is *some*
+/// distance away, so vector candidates stop at the closest.
 const DENSE_FILTER_DEPTH: usize = 1_000;
+/// Keyword matches a filtered, faceted or sorted search considers, best first: as deep as paging goes. On a
+/// broad query over a large catalog, facet counts and the filtered total are over these best matches (ranking
+/// every one of 200K matches cost 100 ms per query; these cost a few).
+const KEYWORD_FILTER_DEPTH: usize = SearchQuery::MAX_RESULT_WINDOW;
 /// The file, in the vector cache directory, holding the product vectors of the last catalog embedded.
 const VECTOR_FILE: &str = "product-vectors.bin";
 
@@ -680,9 +684,10 @@ impl Storefront {
         let products = loaded.catalog.products();
         let keyword = match mode {
             SearchMode::Dense => Default::default(),
-            SearchMode::Keyword | SearchMode::Hybrid => loaded
-                .index
-                .search(&self.with_synonyms(&text), if all_matches { usize::MAX } else { depth })?,
+            SearchMode::Keyword | SearchMode::Hybrid => loaded.index.search(
+                &self.with_synonyms(&text),
+                if all_matches { KEYWORD_FILTER_DEPTH } else { depth },
+            )?,
         };
         let query_vector = match (mode, vectors) {
             (SearchMode::Dense | SearchMode::Hybrid, Some((_, embedder))) if !text.trim().is_empty() => {
