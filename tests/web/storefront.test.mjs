@@ -176,3 +176,45 @@ test("a shopper asks the assistant, accepts its pick into the cart, and adds ano
   await page.screenshot({ path: join(artifacts, "cart.png"), fullPage: true });
   await page.close();
 });
+
+test("an advertiser creates a campaign on the advertise page and sees it reported", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/advertise");
+  await page.getByLabel("Advertiser").fill("Lamp Co");
+  await page.getByLabel("Campaign name").fill("desk lamps");
+  await page.getByLabel("Daily budget (USD)").fill("3");
+  await page.getByLabel("Product ids (comma-separated)").fill("13, 4");
+  await page.getByLabel("Keywords (comma-separated)").fill("lamp, desk lamp");
+  await page.getByLabel("Bid per click (USD)").fill("0.5");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  await page.waitForURL(/\/advertise$/);
+  const campaigns = page.getByRole("table", { name: "Campaigns" });
+  assert.match(await campaigns.textContent(), /desk lamps/);
+  await page.screenshot({ path: join(artifacts, "advertise.png"), fullPage: true });
+
+  // A wrong product id is refused with the reason, and nothing is created.
+  await page.getByLabel("Advertiser").fill("Lamp Co");
+  await page.getByLabel("Campaign name").fill("bad one");
+  await page.getByLabel("Daily budget (USD)").fill("3");
+  await page.getByLabel("Product ids (comma-separated)").fill("no-such-product");
+  await page.getByLabel("Keywords (comma-separated)").fill("lamp");
+  await page.getByLabel("Bid per click (USD)").fill("0.5");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  assert.match(await page.getByRole("alert").textContent(), /no product 'no-such-product'/);
+  assert.doesNotMatch(await page.getByRole("table", { name: "Campaigns" }).textContent(), /bad one/);
+  await page.close();
+});
+
+test("a seller writes a listing from notes and sees its score", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/sell");
+  await page.getByLabel("Your notes").fill("solid oak writing desk, two drawers, 120 cm wide, natural finish");
+  await page.getByRole("button", { name: "Write listing" }).click();
+  await page.waitForLoadState("load");
+  const listing = page.getByRole("article", { name: "Listing" });
+  assert.ok((await listing.locator("h2").textContent()).trim().length > 0, "a title");
+  assert.ok((await listing.locator("li").count()) >= 3, "bullets");
+  assert.match(await listing.locator(".quality").textContent(), /Quality score: \d+ \/ 100/);
+  await page.screenshot({ path: join(artifacts, "sell.png"), fullPage: true });
+  await page.close();
+});

@@ -33,6 +33,9 @@ notes, write a clear title (the product type and its key features), three to fiv
 description of two or three sentences, and attributes such as material, colour and size, using only what the \
 notes say. Choose the category that fits from the list given.";
 
+const EXAMPLE_NOTES: &str = "Seller's notes: grey velvet armchair, wooden legs, 80 cm wide";
+const EXAMPLE_LISTING: &str = r#"{"title": "Grey velvet armchair with wooden legs", "bullets": ["Soft grey velvet upholstery", "Solid wooden legs", "80 cm wide: fits a reading corner"], "description": "A compact armchair covered in soft grey velvet and raised on wooden legs. At 80 cm wide it suits a bedroom or a reading corner.", "attributes": {"material": "velvet, wood", "colour": "grey", "size": "80 cm wide"}, "category": "Furniture / Living Room Furniture / Chairs & Seating / Accent Chairs"}"#;
+
 /// A structured product listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,10 +61,11 @@ pub struct ListingQuality {
     pub reasons: Vec<String>,
 }
 
-/// Scores a listing by the rules shoppers and search engines reward: a descriptive title of sensible length,
-/// three to five concise bullets, a real description, several attributes, a category, and no shouting or
-/// claims.
-pub fn score_listing(listing: &Listing) -> ListingQuality {
+/// Scores a listing by the rules shoppers and search engines reward: a descriptive title of sensible length
+/// that names the kind of product, three to five concise and distinct bullets, a real description that does not
+/// repeat itself, several attributes, a category, no shouting or claims, and (given the seller's `notes`) no
+/// numbers the notes do not have.
+pub fn score_listing(listing: &Listing, notes: Option<&str>) -> ListingQuality {
     let mut reasons = Vec::new();
     let mut penalty = 0u32;
     let mut fault = |points: u32, reason: String| {
@@ -114,6 +118,67 @@ pub fn score_listing(listing: &Listing) -> ListingQuality {
     if listing.category.is_empty() {
         fault(15, "no category".to_owned());
     }
+    let distinct: std::collections::HashSet<String> = listing.bullets.iter().map(|bullet| normalized(bullet)).collect();
+    if distinct.len() < listing.bullets.len() {
+        fault(15, "bullets repeat each other".to_owned());
+    }
+    let sentences: Vec<String> = listing
+        .description
+        .split(['.', '!', '?'])
+        .map(normalized)
+        .filter(|sentence| !sentence.is_empty())
+        .collect();
+    let distinct_sentences: std::collections::HashSet<&String> = sentences.iter().collect();
+    if distinct_sentences.len() < sentences.len() {
+        fault(15, "the description repeats itself".to_owned());
+    }
+    if let Some(kind) = listing.category.last() {
+        let title = normalized(&listing.title);
+        let names_kind = normalized(kind)
+            .split_whitespace()
+            .any(|word| word.len() >= 3 && title.contains(word.trim_end_matches('s')));
+        if !names_kind {
+            fault(
+                10,
+                format!("the title does not say what the product is (a kind of {kind})"),
+            );
+        }
+    }
+    if let Some(notes) = notes {
+        let known: std::collections::HashSet<String> = numbers_in(notes).into_iter().collect();
+        let text = format!(
+            "{} {} {} {}",
+            listing.title,
+            listing.bullets.join(" "),
+            listing.description,
+            listing.attributes.values().cloned().collect::<Vec<_>>().join(" ")
+        );
+        let mut seen = std::collections::HashSet::new();
+        let invented: Vec<String> = numbers_in(&text)
+            .into_iter()
+            .filter(|number| !known.contains(number) && seen.insert(number.clone()))
+            .collect();
+        if !invented.is_empty() {
+            fault(20, format!("numbers the notes do not give: {}", invented.join(", ")));
+        }
+        let notes_words = normalized(notes);
+        let unsupported: Vec<String> = listing
+            .attributes
+            .iter()
+            .filter(|(_, value)| {
+                !normalized(value)
+                    .split_whitespace()
+                    .any(|word| word.len() >= 3 && notes_words.contains(word))
+            })
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect();
+        if !unsupported.is_empty() {
+            fault(
+                10,
+                format!("attributes the notes do not give: {}", unsupported.join(", ")),
+            );
+        }
+    }
     let text = format!(
         "{} {} {}",
         listing.title,
@@ -147,6 +212,23 @@ pub fn score_listing(listing: &Listing) -> ListingQuality {
     }
 }
 
+fn normalized(text: &str) -> String {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The numbers written in a text ("120", "22.5").
+fn numbers_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|token| token.trim_matches('.'))
+        .filter(|token| token.chars().any(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Writes listings with one chat model.
 #[derive(Clone)]
 pub struct ListingWriter {
@@ -174,7 +256,7 @@ impl ListingWriter {
         }
         let query = SearchQuery {
             limit: 30,
-            mode: SearchMode::Keyword,
+            mode: SearchMode::Hybrid,
             ..SearchQuery::new(notes)
         };
         let mut categories: Vec<String> = Vec::new();
@@ -216,9 +298,13 @@ impl ListingWriter {
                     "system",
                     format!("{INSTRUCTIONS}\n\nCategories:\n- {}", categories.join("\n- ")),
                 ),
+                // One worked example: a small model follows a shown listing far better than a described one.
+                ChatMessage::text("user", EXAMPLE_NOTES.to_owned()),
+                ChatMessage::text("assistant", EXAMPLE_LISTING.to_owned()),
                 ChatMessage::text("user", format!("Seller's notes: {notes}")),
             ],
             temperature: Some(0.0),
+            repetition_penalty: Some(1.15),
             max_tokens: Some(MAX_LISTING_TOKENS),
             response_format: Some(serde_json::json!({
                 "type": "json_schema",
@@ -299,12 +385,36 @@ mod tests {
     #[test]
     fn a_complete_listing_scores_full_marks() {
         assert_eq!(
-            score_listing(&good()),
+            score_listing(&good(), Some("natural oak writing desk, two drawers, 120 x 60 cm")),
             ListingQuality {
                 score: 100,
                 reasons: vec![]
             }
         );
+    }
+
+    #[test]
+    fn repetition_invented_numbers_and_a_vague_title_cost_points() {
+        let rambling = Listing {
+            title: "Seller's notes: a furniture for a business".to_owned(),
+            bullets: vec!["Made well".to_owned(), "made  WELL".to_owned(), "Made well.".to_owned()],
+            description: "It is nice. It is very good for homes and offices alike. It is nice.".to_owned(),
+            attributes: [("size".to_owned(), "22.5 cm".to_owned())].into(),
+            ..good()
+        };
+        let reasons = score_listing(&rambling, Some("oak desk, 120 cm")).reasons;
+        for expected in [
+            "attributes the notes do not give: size 22.5 cm",
+            "bullets repeat each other",
+            "the description repeats itself",
+            "the title does not say what the product is (a kind of Desks)",
+            "numbers the notes do not give: 22.5",
+        ] {
+            assert!(
+                reasons.iter().any(|reason| reason == expected),
+                "{expected}: {reasons:?}"
+            );
+        }
     }
 
     #[test]
@@ -316,7 +426,7 @@ mod tests {
             attributes: BTreeMap::new(),
             category: vec![],
         };
-        let quality = score_listing(&poor);
+        let quality = score_listing(&poor, None);
         assert!(quality.score < 30, "{quality:?}");
         assert_eq!(quality.reasons.len(), 7, "{quality:?}");
         assert!(

@@ -60,7 +60,7 @@ async fn write_listing(
     let body = json_body(body)?;
     let writer = ListingWriter::new(state.gateway.client_for(&caller), state.model.clone());
     let listing = writer.write(&state.storefront, &body.notes).await?;
-    let quality = score_listing(&listing);
+    let quality = score_listing(&listing, Some(&body.notes));
     Ok(Json(
         serde_json::to_value(WrittenListing { listing, quality }).unwrap_or_default(),
     ))
@@ -76,5 +76,5 @@ async fn score(
         .authenticate_headers(&headers)
         .await
         .map_err(CommerceError::Auth)?;
-    Ok(Json(score_listing(&json_body(body)?)))
+    Ok(Json(score_listing(&json_body(body)?, None)))
 }

@@ -13,6 +13,7 @@ use crate::ads::{Ads, SponsoredHit};
 use crate::cart::{CartLine, Carts};
 use crate::events::{EventKind, ShopperEvent, ShopperEvents, Suggestion};
 use crate::facets::{Facet, FacetField, Filter, SortOrder, count_facets};
+use crate::listing::{Listing, ListingWriter};
 use crate::merchandising::Merchandising;
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
 use crate::shopping::{AssistantEvent, ShoppingAssistant, Turn};
@@ -256,6 +257,7 @@ pub struct Storefront {
     carts: Option<Carts>,
     shopping: Option<Arc<ShoppingAssistant>>,
     merchandising: Option<Arc<Merchandising>>,
+    listing_writer: Option<ListingWriter>,
 }
 
 impl Storefront {
@@ -291,6 +293,23 @@ impl Storefront {
             merchandising: Some(merchandising),
             ..self
         }
+    }
+
+    /// The same storefront, writing sellers' listings with `writer`.
+    pub fn with_listing_writer(self, writer: ListingWriter) -> Self {
+        Storefront {
+            listing_writer: Some(writer),
+            ..self
+        }
+    }
+
+    /// A listing written from a seller's notes, its category one of this catalog's.
+    pub async fn write_listing(&self, notes: &str) -> Result<Listing, CommerceError> {
+        let writer = self
+            .listing_writer
+            .as_ref()
+            .ok_or(CommerceError::AssistantUnavailable)?;
+        writer.write(self, notes).await
     }
 
     /// The store's synonyms and rules, if it has them.

@@ -310,7 +310,7 @@ async fn write_listings(
         let entry = match writer.write(&storefront, notes).await {
             Ok(listing) => {
                 written += 1;
-                let quality = commerce::score_listing(&listing);
+                let quality = commerce::score_listing(&listing, Some(notes));
                 serde_json::json!({"line": line, "notes": notes, "listing": listing, "quality": quality})
             }
             Err(error) => {

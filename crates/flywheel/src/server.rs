@@ -94,6 +94,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 gateway.client(STOREFRONT_TENANT),
                 CHAT_MODEL_ID,
             ))
+            .with_listing_writer(commerce::ListingWriter::new(
+                gateway.client(STOREFRONT_TENANT),
+                CHAT_MODEL_ID,
+            ))
     } else {
         tracing::info!("embedded models off: serving only the configured models");
         commerce::Storefront::new()
@@ -154,6 +158,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             gateway.clone(),
             CHAT_MODEL_ID,
         ))
+        .merge(business_pages(&gateway, &storefront))
         .merge(web::router(storefront))
         .merge(health)
         .merge(gateway::metrics::metrics_router(metrics))
@@ -231,6 +236,16 @@ fn spawn_model_loading(settings: &Settings, gateway: &Gateway, embedded: Vec<Emb
                 Gateway::serve_embedded_embedder,
             ),
         }
+    }
+}
+
+/// The advertiser and seller pages change the store with no key to show, so they are served only while auth is
+/// off; with a master key, the admin API does the same.
+fn business_pages(gateway: &Gateway, storefront: &commerce::Storefront) -> Router {
+    if gateway.auth_enabled() {
+        Router::new()
+    } else {
+        web::business_router(storefront.clone())
     }
 }
 

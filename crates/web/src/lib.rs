@@ -3,6 +3,7 @@
 //! Pages read only through `commerce::Storefront`; every commerce failure becomes an HTML page with the status
 //! `CommerceError::status` gives it, here in `error_page` and nowhere else.
 
+mod business;
 mod pages;
 mod shop;
 
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 use commerce::{CommerceError, EventKind, FacetField, Filter, SearchQuery, Storefront};
 use serde::Deserialize;
 
+pub use crate::business::business_router;
 use crate::pages::{Asked, HomeCatalog, MAX_PAGE, PER_PAGE};
 
 /// The stylesheet, built into the binary: no asset pipeline, no external requests.

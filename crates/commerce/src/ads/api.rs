@@ -13,16 +13,11 @@ use axum::{Json, Router};
 use gateway::Gateway;
 use serde::Deserialize;
 
-use super::{Ads, Campaign, CampaignReport, CampaignStatus, ClickOutcome, OrderOutcome, Target};
+use super::{Ads, Campaign, CampaignDraft, CampaignReport, CampaignStatus, ClickOutcome, OrderOutcome, micros};
 use crate::admin::authorize_admin;
 use crate::error::json_body;
 use crate::unix_millis as now_ms;
 use crate::{CommerceError, Storefront};
-
-/// Keyword and category targets per campaign, and products: enough for any real campaign, bounded so one
-/// request cannot make every search slow.
-const MAX_TARGETS: usize = 200;
-const MAX_PRODUCTS: usize = 1_000;
 
 #[derive(Clone)]
 struct AdminState {
@@ -52,100 +47,14 @@ pub(crate) fn public_routes(ads: Arc<Ads>) -> Router {
         .with_state(ads)
 }
 
-/// A bid as people write it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetBody {
-    value: String,
-    bid_usd: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewCampaign {
-    advertiser: String,
-    name: String,
-    daily_budget_usd: f64,
-    products: Vec<String>,
-    #[serde(default)]
-    keywords: Vec<TargetBody>,
-    #[serde(default)]
-    categories: Vec<TargetBody>,
-}
-
-fn micros(usd: f64, what: &str) -> Result<i64, CommerceError> {
-    if !usd.is_finite() || usd <= 0.0 || usd > 1e9 {
-        return Err(CommerceError::InvalidRequest(format!(
-            "{what} must be a positive number of dollars, got {usd}"
-        )));
-    }
-    Ok((usd * 1e6).round() as i64)
-}
-
 async fn create_campaign(
     State(state): State<AdminState>,
     headers: HeaderMap,
-    body: Result<Json<NewCampaign>, JsonRejection>,
+    body: Result<Json<CampaignDraft>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Campaign>), CommerceError> {
     authorize_admin(&state.gateway, &headers).await?;
-    let body = json_body(body)?;
-    for (text, what) in [(&body.advertiser, "advertiser"), (&body.name, "name")] {
-        if text.trim().is_empty() {
-            return Err(CommerceError::InvalidRequest(format!(
-                "the campaign's {what} must not be empty"
-            )));
-        }
-    }
-    if body.products.is_empty() || body.products.len() > MAX_PRODUCTS {
-        return Err(CommerceError::InvalidRequest(format!(
-            "a campaign advertises 1 to {MAX_PRODUCTS} products, got {}",
-            body.products.len()
-        )));
-    }
-    for id in &body.products {
-        state.storefront.product(id).map_err(|error| match error {
-            CommerceError::ProductNotFound(id) => {
-                CommerceError::InvalidRequest(format!("the catalog has no product '{id}' to advertise"))
-            }
-            other => other,
-        })?;
-    }
-    if body.keywords.is_empty() && body.categories.is_empty() {
-        return Err(CommerceError::InvalidRequest(
-            "a campaign needs at least one keyword or category target".to_owned(),
-        ));
-    }
-    let targets = |bodies: Vec<TargetBody>, kind: &str| -> Result<Vec<Target>, CommerceError> {
-        if bodies.len() > MAX_TARGETS {
-            return Err(CommerceError::InvalidRequest(format!(
-                "at most {MAX_TARGETS} {kind} targets, got {}",
-                bodies.len()
-            )));
-        }
-        bodies
-            .into_iter()
-            .map(|target| {
-                if target.value.trim().is_empty() {
-                    return Err(CommerceError::InvalidRequest(format!("a {kind} target is empty")));
-                }
-                Ok(Target {
-                    value: target.value.trim().to_owned(),
-                    bid_micros: micros(target.bid_usd, &format!("the bid on '{}'", target.value))?,
-                })
-            })
-            .collect()
-    };
-    let campaign = Campaign {
-        id: format!("cmp_{}", uuid::Uuid::new_v4().simple()),
-        advertiser: body.advertiser.trim().to_owned(),
-        name: body.name.trim().to_owned(),
-        status: CampaignStatus::Active,
-        daily_budget_micros: micros(body.daily_budget_usd, "daily_budget_usd")?,
-        products: body.products,
-        keywords: targets(body.keywords, "keyword")?,
-        categories: targets(body.categories, "category")?,
-    };
-    state.ads.save_campaign(&campaign).await?;
+    let draft = json_body(body)?;
+    let campaign = state.ads.create_campaign(draft, &state.storefront).await?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 

@@ -21,7 +21,7 @@ pub use api::admin_routes;
 pub(crate) use api::public_routes;
 use auction::{AuctionRules, Bid, Placement, paced_in, run_auction};
 
-use crate::{CommerceError, Product, unix_millis as now_ms};
+use crate::{CommerceError, Product, Storefront, unix_millis as now_ms};
 
 /// How long after a click an order of the product still counts as the ad's sale.
 pub const ATTRIBUTION_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -65,6 +65,51 @@ const MIGRATIONS: &[Migration] = &[Migration {
     sqlite: SCHEMA,
     postgres: SCHEMA,
 }];
+
+/// Keyword and category targets per campaign, and products: enough for any real campaign, bounded so one
+/// campaign cannot make every search slow.
+const MAX_TARGETS: usize = 200;
+const MAX_PRODUCTS: usize = 1_000;
+
+/// A bid as people write it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDraft {
+    /// The keyword or category.
+    pub value: String,
+    /// The most a click is worth, in dollars.
+    pub bid_usd: f64,
+}
+
+/// A campaign as an advertiser describes it, before it is checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignDraft {
+    /// Who pays.
+    pub advertiser: String,
+    /// A name for people.
+    pub name: String,
+    /// The most it spends per UTC day, in dollars.
+    pub daily_budget_usd: f64,
+    /// The catalog products it advertises.
+    pub products: Vec<String>,
+    /// Keyword targets.
+    #[serde(default)]
+    pub keywords: Vec<TargetDraft>,
+    /// Category targets.
+    #[serde(default)]
+    pub categories: Vec<TargetDraft>,
+}
+
+/// Dollars as micro-dollars, refusing what no budget or bid can be.
+pub(crate) fn micros(usd: f64, what: &str) -> Result<i64, CommerceError> {
+    if !usd.is_finite() || usd <= 0.0 || usd > 1e9 {
+        return Err(CommerceError::InvalidRequest(format!(
+            "{what} must be a positive number of dollars, got {usd}"
+        )));
+    }
+    Ok((usd * 1e6).round() as i64)
+}
 
 /// Whether a campaign is serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +234,73 @@ impl Ads {
         .execute(self.db.pool())
         .await?;
         self.reload().await
+    }
+
+    /// Checks a draft (names, budget, bids, products the catalog of `storefront` has, at least one target),
+    /// then stores it as an active campaign.
+    pub async fn create_campaign(
+        &self,
+        draft: CampaignDraft,
+        storefront: &Storefront,
+    ) -> Result<Campaign, CommerceError> {
+        for (text, what) in [(&draft.advertiser, "advertiser"), (&draft.name, "name")] {
+            if text.trim().is_empty() {
+                return Err(CommerceError::InvalidRequest(format!(
+                    "the campaign's {what} must not be empty"
+                )));
+            }
+        }
+        if draft.products.is_empty() || draft.products.len() > MAX_PRODUCTS {
+            return Err(CommerceError::InvalidRequest(format!(
+                "a campaign advertises 1 to {MAX_PRODUCTS} products, got {}",
+                draft.products.len()
+            )));
+        }
+        for id in &draft.products {
+            storefront.product(id).map_err(|error| match error {
+                CommerceError::ProductNotFound(id) => {
+                    CommerceError::InvalidRequest(format!("the catalog has no product '{id}' to advertise"))
+                }
+                other => other,
+            })?;
+        }
+        if draft.keywords.is_empty() && draft.categories.is_empty() {
+            return Err(CommerceError::InvalidRequest(
+                "a campaign needs at least one keyword or category target".to_owned(),
+            ));
+        }
+        let targets = |drafts: Vec<TargetDraft>, kind: &str| -> Result<Vec<Target>, CommerceError> {
+            if drafts.len() > MAX_TARGETS {
+                return Err(CommerceError::InvalidRequest(format!(
+                    "at most {MAX_TARGETS} {kind} targets, got {}",
+                    drafts.len()
+                )));
+            }
+            drafts
+                .into_iter()
+                .map(|target| {
+                    if target.value.trim().is_empty() {
+                        return Err(CommerceError::InvalidRequest(format!("a {kind} target is empty")));
+                    }
+                    Ok(Target {
+                        value: target.value.trim().to_owned(),
+                        bid_micros: micros(target.bid_usd, &format!("the bid on '{}'", target.value))?,
+                    })
+                })
+                .collect()
+        };
+        let campaign = Campaign {
+            id: format!("cmp_{}", uuid::Uuid::new_v4().simple()),
+            advertiser: draft.advertiser.trim().to_owned(),
+            name: draft.name.trim().to_owned(),
+            status: CampaignStatus::Active,
+            daily_budget_micros: micros(draft.daily_budget_usd, "daily_budget_usd")?,
+            products: draft.products,
+            keywords: targets(draft.keywords, "keyword")?,
+            categories: targets(draft.categories, "category")?,
+        };
+        self.save_campaign(&campaign).await?;
+        Ok(campaign)
     }
 
     /// What the campaign has spent today, in micro-dollars.
@@ -316,6 +428,12 @@ impl Ads {
         let now = now_ms();
         let day = now / DAY_MS;
         let mut transaction = self.db.pool().begin().await?;
+        // Writing first takes the write lock before anything is read: on SQLite a transaction that reads and
+        // then writes fails outright (not after a wait) if another writer committed in between.
+        sqlx::query("UPDATE ads_impressions SET clicked_at = clicked_at WHERE id = $1")
+            .bind(impression_id)
+            .execute(&mut *transaction)
+            .await?;
         let impression: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT campaign_id, product_id, price_micros, clicked_at FROM ads_impressions WHERE id = $1",
         )
