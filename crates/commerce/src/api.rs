@@ -413,6 +413,7 @@ mod tests {
     async fn search_returns_ranked_products() {
         let (status, body) = get_json(&DEMO, "/api/search?q=king+poster+bed").await;
         assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["understood"], json!({"size": "king"}));
         assert_eq!(body["query"], "king poster bed");
         assert!(body["total"].as_u64().unwrap() > 10);
         assert!(body["took_ms"].as_f64().unwrap() >= 0.0);

@@ -22,6 +22,7 @@ mod seller;
 mod shopping;
 mod spelling;
 mod storefront;
+mod understanding;
 mod vectors;
 
 pub use admin::{CatalogImport, admin_routes, import_catalog};
@@ -43,6 +44,7 @@ pub use spelling::{Correction, Speller};
 pub use storefront::{
     DEMO_CATALOG, LoadSummary, ProductHit, SearchMode, SearchPage, SearchQuery, Storefront, Suggestions, VectorSummary,
 };
+pub use understanding::{QueryAttributes, understand_query};
 pub use vectors::{ProductVectors, TextEmbedder};
 
 /// Now, in milliseconds since the Unix epoch (UTC): how events, impressions and carts are stamped.

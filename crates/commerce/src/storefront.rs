@@ -18,6 +18,7 @@ use crate::merchandising::Merchandising;
 use crate::ranking::{RRF_K, reciprocal_rank_fusion, rerank_by_category_intent};
 use crate::shopping::{AssistantEvent, ShoppingAssistant, Turn};
 use crate::spelling::{Correction, Speller};
+use crate::understanding::{QueryAttributes, understand_query};
 use crate::vectors::{ProductVectors, TextEmbedder, embed_all, embedding_text, fingerprint};
 use crate::{
     Catalog, CatalogStore, CategoryCount, CommerceError, ImportReport, Product, ProductAnswer, ProductAssistant,
@@ -192,6 +193,9 @@ pub struct SearchPage {
     /// The counts asked for, in the order asked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub facets: Vec<Facet>,
+    /// The colour, material, size and dimensions the query names, for pages to offer as filters.
+    #[serde(skip_serializing_if = "QueryAttributes::is_empty")]
+    pub understood: QueryAttributes,
     /// The merchandising rules that changed this ranking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules_applied: Vec<String>,
@@ -827,6 +831,7 @@ impl Storefront {
         {
             self.record(EventKind::Search, session, None, Some(&query.text));
         }
+        let understood = understand_query(&text);
         let corrected_query = (!corrections.is_empty()).then_some(text);
         Ok(SearchPage {
             query: query.text.clone(),
@@ -837,6 +842,7 @@ impl Storefront {
             took_ms: started.elapsed().as_secs_f64() * 1e3,
             hits,
             facets,
+            understood,
             rules_applied,
             sponsored,
         })
