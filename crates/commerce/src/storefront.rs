@@ -36,6 +36,8 @@ const DENSE_FILTER_DEPTH: usize = 1_000;
 /// broad query over a large catalog, facet counts and the filtered total are over these best matches (ranking
 /// every one of 200K matches cost 100 ms per query; these cost a few).
 const KEYWORD_FILTER_DEPTH: usize = SearchQuery::MAX_RESULT_WINDOW;
+/// The least share of the best keyword score a match needs to be filtered, counted in facets or sorted.
+const RELEVANT_SHARE_OF_BEST: f32 = 0.5;
 /// The file, in the vector cache directory, holding the product vectors of the last catalog embedded.
 const VECTOR_FILE: &str = "product-vectors.bin";
 
@@ -705,13 +707,20 @@ impl Storefront {
             (mode, _) => mode,
         };
         let products = loaded.catalog.products();
-        let keyword = match mode {
+        let mut keyword = match mode {
             SearchMode::Dense => Default::default(),
             SearchMode::Keyword | SearchMode::Hybrid => loaded.index.search(
                 &self.with_synonyms(&text),
                 if all_matches { KEYWORD_FILTER_DEPTH } else { depth },
             )?,
         };
+        if all_matches && let Some(&(_, best)) = keyword.rows.first() {
+            // Any one word matches, so "grey velvet sofa" matches every grey thing; what is filtered, counted
+            // and sorted is what matches about as well as the best does.
+            keyword
+                .rows
+                .retain(|(_, score)| *score >= best * RELEVANT_SHARE_OF_BEST);
+        }
         let query_vector = match (mode, vectors) {
             (SearchMode::Dense | SearchMode::Hybrid, Some((_, embedder))) if !text.trim().is_empty() => {
                 Some(embedder.embed_query(&text).await?)
