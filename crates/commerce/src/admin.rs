@@ -131,7 +131,7 @@ async fn import(
         )),
         _ => CommerceError::InvalidRequest(rejection.body_text()),
     })?;
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let format = params.format.as_deref().map(CatalogFormat::parse).transpose()?;
     let mapping = FieldMapping::parse(
         params

@@ -70,7 +70,7 @@ async fn search(
     State(storefront): State<Storefront>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchPage>, CommerceError> {
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let text = params.q.unwrap_or_default();
     if text.trim().is_empty() {
         return Err(CommerceError::InvalidRequest(
@@ -112,8 +112,8 @@ async fn product(
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<ProductParams>, QueryRejection>,
 ) -> Result<Json<Product>, CommerceError> {
-    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Path(id) = id?;
+    let Query(params) = params?;
     let product = storefront.product(&id)?;
     if let Some(session) = params.session.map(checked_session).transpose()? {
         storefront.record(EventKind::View, &session, Some(&id), None);
@@ -140,7 +140,7 @@ struct LimitParams {
 }
 
 fn related_limit(params: Result<Query<LimitParams>, QueryRejection>) -> Result<usize, CommerceError> {
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_RELATED).contains(&limit) {
         return Err(CommerceError::InvalidRequest(format!(
@@ -155,7 +155,7 @@ async fn also_viewed(
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<LimitParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, CommerceError> {
-    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Path(id) = id?;
     let products = storefront.also(EventKind::View, &id, related_limit(params)?).await?;
     Ok(Json(serde_json::json!({ "product_id": id, "products": products })))
 }
@@ -165,7 +165,7 @@ async fn also_bought(
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<LimitParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, CommerceError> {
-    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Path(id) = id?;
     let products = storefront.also(EventKind::Order, &id, related_limit(params)?).await?;
     Ok(Json(serde_json::json!({ "product_id": id, "products": products })))
 }
@@ -181,7 +181,7 @@ async fn suggest(
     State(storefront): State<Storefront>,
     params: Result<Query<SuggestParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, CommerceError> {
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let prefix = params.q.unwrap_or_default();
     let limit = params.limit.unwrap_or(8);
     if !(1..=MAX_RELATED).contains(&limit) {
@@ -237,7 +237,7 @@ struct SessionParams {
 }
 
 fn required_session(params: Result<Query<SessionParams>, QueryRejection>) -> Result<String, CommerceError> {
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let session = params
         .session
         .ok_or_else(|| CommerceError::InvalidRequest("the query parameter 'session' is required".to_owned()))?;
@@ -281,7 +281,7 @@ async fn remove_from_cart(
     product_id: Result<Path<String>, PathRejection>,
     params: Result<Query<SessionParams>, QueryRejection>,
 ) -> Result<StatusCode, CommerceError> {
-    let Path(product_id) = product_id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Path(product_id) = product_id?;
     let session = required_session(params)?;
     if storefront.remove_from_cart(&session, &product_id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -352,7 +352,7 @@ async fn ask(
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<AskBody>, JsonRejection>,
 ) -> Result<Json<ProductAnswer>, Response> {
-    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()).into_response())?;
+    let Path(id) = id.map_err(|rejection| CommerceError::from(rejection).into_response())?;
     let Json(body) = body.map_err(body_rejection)?;
     Ok(Json(
         storefront

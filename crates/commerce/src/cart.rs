@@ -13,12 +13,7 @@ const SCHEMA: &str = "CREATE TABLE commerce_cart (
         PRIMARY KEY (session, product_id)
     );";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "shopping carts",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const MIGRATIONS: &[Migration] = &[Migration::portable(1, "shopping carts", SCHEMA)];
 
 /// The most of one product a cart holds.
 pub const MAX_QUANTITY: i64 = 99;
@@ -41,9 +36,7 @@ pub struct Carts {
 impl Carts {
     /// The carts in `db`, creating their table on first use.
     pub async fn open(db: Database) -> Result<Carts, CommerceError> {
-        db.migrate("commerce_cart", MIGRATIONS)
-            .await
-            .map_err(|error| CommerceError::Database(error.to_string()))?;
+        db.migrate("commerce_cart", MIGRATIONS).await?;
         Ok(Carts { db })
     }
 

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use store::{Backend, Database, Migration};
+use store::{Database, Migration};
 
 use crate::{CommerceError, Product};
 
@@ -21,12 +21,7 @@ const SCHEMA: &str = "CREATE TABLE commerce_products (
     );
     INSERT INTO commerce_catalog (singleton, version) VALUES (1, 0);";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "products and the catalog version",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const MIGRATIONS: &[Migration] = &[Migration::portable(1, "products and the catalog version", SCHEMA)];
 
 /// Rows per statement: 3 parameters each, far under both backends' limits.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -55,9 +50,7 @@ pub struct CatalogStore {
 impl CatalogStore {
     /// The catalog in `db`, creating its tables on first use.
     pub async fn open(db: Database) -> Result<CatalogStore, CommerceError> {
-        db.migrate("commerce", MIGRATIONS)
-            .await
-            .map_err(|error| CommerceError::Database(error.to_string()))?;
+        db.migrate("commerce", MIGRATIONS).await?;
         Ok(CatalogStore { db })
     }
 
@@ -137,7 +130,10 @@ impl CatalogStore {
             }
         }
         for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_statement(chunk.len(), self.db.backend());
+            let sql = format!(
+                "INSERT INTO commerce_products (id, position, document) VALUES {}",
+                self.db.backend().values_placeholders(chunk.len(), 3)
+            );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, position, document) in chunk {
                 query = query.bind(*id).bind(*position).bind(document.as_str());
@@ -172,24 +168,6 @@ impl CatalogStore {
         transaction.commit().await?;
         Ok(summary)
     }
-}
-
-/// `INSERT ... VALUES (...), ...` for `rows` rows, with the placeholders each backend binds fastest.
-fn insert_statement(rows: usize, backend: Backend) -> String {
-    let mut sql = String::from("INSERT INTO commerce_products (id, position, document) VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        match backend {
-            Backend::Sqlite => sql.push_str("(?, ?, ?)"),
-            Backend::Postgres => {
-                let first = row * 3 + 1;
-                sql.push_str(&format!("(${first}, ${}, ${})", first + 1, first + 2));
-            }
-        }
-    }
-    sql
 }
 
 #[cfg(test)]

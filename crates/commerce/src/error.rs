@@ -75,6 +75,25 @@ pub(crate) fn json_body<T>(
         .map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))
 }
 
+/// A malformed query string or path is the client's to fix.
+impl From<axum::extract::rejection::QueryRejection> for CommerceError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        CommerceError::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for CommerceError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        CommerceError::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<store::StoreError> for CommerceError {
+    fn from(error: store::StoreError) -> Self {
+        CommerceError::Database(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for CommerceError {
     fn from(error: sqlx::Error) -> Self {
         CommerceError::Database(error.to_string())

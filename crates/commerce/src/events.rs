@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use store::{Backend, Database, Migration};
+use store::{Database, Migration};
 use tokio::sync::mpsc;
 
 use crate::CommerceError;
@@ -25,12 +25,7 @@ const SCHEMA: &str = "CREATE TABLE commerce_events (
     CREATE INDEX commerce_events_session ON commerce_events (session);
     CREATE INDEX commerce_events_at ON commerce_events (at);";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "shopper events",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const MIGRATIONS: &[Migration] = &[Migration::portable(1, "shopper events", SCHEMA)];
 
 /// Events waiting for the writer; past this, new ones are dropped.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -131,9 +126,7 @@ impl ShopperEvents {
     /// Opens the event log in `db` (creating its table), reads back recent searches for suggestions, and starts
     /// the writer task.
     pub async fn open(db: Database) -> Result<Arc<ShopperEvents>, CommerceError> {
-        db.migrate("commerce_events", MIGRATIONS)
-            .await
-            .map_err(|error| CommerceError::Database(error.to_string()))?;
+        db.migrate("commerce_events", MIGRATIONS).await?;
         let recent: Vec<(String, String)> = sqlx::query_as(
             "SELECT query, session FROM commerce_events WHERE kind = 'search' AND query IS NOT NULL \
              ORDER BY at DESC LIMIT $1",
@@ -263,22 +256,10 @@ async fn write_events(db: Database, mut receiver: mpsc::Receiver<ShopperEvent>) 
 
 async fn write_batch(db: &Database, events: &[ShopperEvent]) -> Result<(), sqlx::Error> {
     let at = crate::unix_millis();
-    let mut sql = String::from("INSERT INTO commerce_events (id, at, kind, session, query, product_id) VALUES ");
-    for row in 0..events.len() {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        match db.backend() {
-            Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?, ?)"),
-            Backend::Postgres => {
-                let first = row * 6;
-                let placeholders: Vec<String> = (1..=6).map(|column| format!("${}", first + column)).collect();
-                sql.push('(');
-                sql.push_str(&placeholders.join(", "));
-                sql.push(')');
-            }
-        }
-    }
+    let sql = format!(
+        "INSERT INTO commerce_events (id, at, kind, session, query, product_id) VALUES {}",
+        db.backend().values_placeholders(events.len(), 6)
+    );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for event in events {
         query = query

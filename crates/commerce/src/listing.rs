@@ -8,6 +8,7 @@ use gateway::GatewayClient;
 use gateway::openai::{ChatCompletionRequest, ChatMessage};
 use serde::{Deserialize, Serialize};
 
+use crate::shopping::numbers;
 use crate::{CommerceError, SearchMode, SearchQuery, Storefront};
 
 /// Longest notes accepted, in characters.
@@ -145,7 +146,7 @@ pub fn score_listing(listing: &Listing, notes: Option<&str>) -> ListingQuality {
         }
     }
     if let Some(notes) = notes {
-        let known: std::collections::HashSet<String> = numbers_in(notes).into_iter().collect();
+        let known: std::collections::HashSet<String> = numbers(notes).into_iter().collect();
         let text = format!(
             "{} {} {} {}",
             listing.title,
@@ -154,7 +155,7 @@ pub fn score_listing(listing: &Listing, notes: Option<&str>) -> ListingQuality {
             listing.attributes.values().cloned().collect::<Vec<_>>().join(" ")
         );
         let mut seen = std::collections::HashSet::new();
-        let invented: Vec<String> = numbers_in(&text)
+        let invented: Vec<String> = numbers(&text)
             .into_iter()
             .filter(|number| !known.contains(number) && seen.insert(number.clone()))
             .collect();
@@ -218,15 +219,6 @@ fn normalized(text: &str) -> String {
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The numbers written in a text ("120", "22.5").
-fn numbers_in(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(|token| token.trim_matches('.'))
-        .filter(|token| token.chars().any(|c| c.is_ascii_digit()))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Writes listings with one chat model.

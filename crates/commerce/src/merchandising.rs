@@ -18,12 +18,7 @@ const SCHEMA: &str = "CREATE TABLE commerce_merchandising (
         created_at BIGINT NOT NULL
     );";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "synonym sets and merchandising rules",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const MIGRATIONS: &[Migration] = &[Migration::portable(1, "synonym sets and merchandising rules", SCHEMA)];
 
 /// Words per synonym set, and sets and rules per store: made by people, so bounded generously.
 const MAX_WORDS: usize = 20;
@@ -106,9 +101,7 @@ fn compile(rule: Rule) -> Result<CompiledRule, CommerceError> {
 impl Merchandising {
     /// Opens the store's synonyms and rules in `db`, creating their table on first use.
     pub async fn open(db: Database) -> Result<Arc<Merchandising>, CommerceError> {
-        db.migrate("commerce_merchandising", MIGRATIONS)
-            .await
-            .map_err(|error| CommerceError::Database(error.to_string()))?;
+        db.migrate("commerce_merchandising", MIGRATIONS).await?;
         let merchandising = Merchandising {
             db,
             synonyms: RwLock::new(Arc::new(Vec::new())),

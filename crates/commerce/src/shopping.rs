@@ -201,8 +201,8 @@ fn cited_ids(text: &str) -> Vec<String> {
     ids
 }
 
-/// The numbers written in a text, as they read ("70.87", "200").
-fn numbers(text: &str) -> Vec<String> {
+/// The numbers written in a text, as they read ("70.87", "200"; "1,299" as "1299").
+pub(crate) fn numbers(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut current = String::new();
     for character in text.chars().chain(std::iter::once(' ')) {

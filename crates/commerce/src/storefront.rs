@@ -707,12 +707,12 @@ impl Storefront {
             (mode, _) => mode,
         };
         let products = loaded.catalog.products();
+        let keyword_text = self.with_synonyms(&text);
         let mut keyword = match mode {
             SearchMode::Dense => Default::default(),
-            SearchMode::Keyword | SearchMode::Hybrid => loaded.index.search(
-                &self.with_synonyms(&text),
-                if all_matches { KEYWORD_FILTER_DEPTH } else { depth },
-            )?,
+            SearchMode::Keyword | SearchMode::Hybrid => loaded
+                .index
+                .search(&keyword_text, if all_matches { KEYWORD_FILTER_DEPTH } else { depth })?,
         };
         if all_matches && let Some(&(_, best)) = keyword.rows.first() {
             // Any one word matches, so "grey velvet sofa" matches every grey thing; what is filtered, counted
@@ -812,11 +812,7 @@ impl Storefront {
         };
         query.sort.apply(&mut ranked, |row| products.get(row));
         let highlight_terms: HashSet<String> = if query.highlight {
-            loaded
-                .index
-                .query_terms(&self.with_synonyms(&text))
-                .into_iter()
-                .collect()
+            loaded.index.query_terms(&keyword_text).into_iter().collect()
         } else {
             HashSet::new()
         };

@@ -302,32 +302,14 @@ const COLUMNS: usize = 15;
 /// Rows per INSERT statement: 1,920 parameters, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
 const ROWS_PER_STATEMENT: usize = 128;
 
-/// `INSERT ... VALUES (...), (...) ...` for `rows` rows. PostgreSQL needs numbered placeholders (`$1`); SQLite
-/// gets anonymous ones (`?`), because binding a numbered one looks its name up in a list as long as the
-/// statement's parameters, which made a 128-row statement cost more than the rows themselves.
+/// `INSERT ... VALUES (...), (...) ...` for `rows` rows.
 fn insert_statement(rows: usize, backend: Backend) -> String {
-    let mut sql = String::from(
+    format!(
         "INSERT INTO usage_ledger (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, \
-         latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&(row * COLUMNS + column + 1).to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
-    sql
+         latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) VALUES {} \
+         ON CONFLICT (request_id) DO NOTHING",
+        backend.values_placeholders(rows, COLUMNS)
+    )
 }
 
 /// Writes rows in one transaction, many per statement: each statement is a round trip to the database, so

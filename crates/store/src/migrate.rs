@@ -20,6 +20,16 @@ pub struct Migration {
 }
 
 impl Migration {
+    /// A migration whose SQL both backends read the same way.
+    pub const fn portable(version: u32, description: &'static str, sql: &'static str) -> Migration {
+        Migration {
+            version,
+            description,
+            sqlite: sql,
+            postgres: sql,
+        }
+    }
+
     fn sql(&self, backend: Backend) -> &'static str {
         match backend {
             Backend::Sqlite => self.sqlite,

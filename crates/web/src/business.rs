@@ -40,10 +40,7 @@ async fn advertise(storefront: &Storefront, problem: Option<&str>, status: Statu
     let Some(ads) = storefront.ads() else {
         return error_page(&CommerceError::NotFound("this store runs no ads".to_owned()), "");
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
-    let reports = match ads.report(now - 30 * 24 * 3600 * 1000, now + 1).await {
+    let reports = match ads.recent_report().await {
         Ok(reports) => reports,
         Err(error) => return error_page(&error, ""),
     };

@@ -90,7 +90,7 @@ async fn update_campaign(
     body: Result<Json<CampaignUpdate>, JsonRejection>,
 ) -> Result<Json<Campaign>, CommerceError> {
     authorize_admin(&state.gateway, &headers).await?;
-    let Path(id) = id.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Path(id) = id?;
     let update = json_body(body)?;
     let mut campaign = state
         .ads
@@ -124,9 +124,9 @@ async fn report(
     params: Result<Query<ReportParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, CommerceError> {
     authorize_admin(&state.gateway, &headers).await?;
-    let Query(params) = params.map_err(|rejection| CommerceError::InvalidRequest(rejection.body_text()))?;
+    let Query(params) = params?;
     let to = params.to.unwrap_or_else(|| now_ms() + 1);
-    let from = params.from.unwrap_or(to - 30 * super::DAY_MS);
+    let from = params.from.unwrap_or(to - super::REPORT_WINDOW_MS);
     if from >= to {
         return Err(CommerceError::InvalidRequest(format!(
             "from ({from}) must be before to ({to})"

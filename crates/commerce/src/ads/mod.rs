@@ -26,6 +26,8 @@ use crate::{CommerceError, Product, Storefront, unix_millis as now_ms};
 /// How long after a click an order of the product still counts as the ad's sale.
 pub const ATTRIBUTION_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// The time range a report covers when none is asked for: the last 30 days.
+const REPORT_WINDOW_MS: i64 = 30 * DAY_MS;
 
 const SCHEMA: &str = "CREATE TABLE ads_campaigns (
         id TEXT PRIMARY KEY,
@@ -59,12 +61,11 @@ const SCHEMA: &str = "CREATE TABLE ads_campaigns (
         campaign_id TEXT
     );";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "sponsored product campaigns, spend, impressions and orders",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const MIGRATIONS: &[Migration] = &[Migration::portable(
+    1,
+    "sponsored product campaigns, spend, impressions and orders",
+    SCHEMA,
+)];
 
 /// Keyword and category targets per campaign, and products: enough for any real campaign, bounded so one
 /// campaign cannot make every search slow.
@@ -181,9 +182,7 @@ pub struct Ads {
 impl Ads {
     /// Opens the ads tables in `db`, creating them on first use, and loads the campaigns.
     pub async fn open(db: Database, rules: AuctionRules) -> Result<Ads, CommerceError> {
-        db.migrate("ads", MIGRATIONS)
-            .await
-            .map_err(|error| CommerceError::Database(error.to_string()))?;
+        db.migrate("ads", MIGRATIONS).await?;
         let ads = Ads {
             db,
             campaigns: RwLock::new(Arc::new(Vec::new())),
@@ -525,6 +524,12 @@ impl Ads {
             order_id: id,
             attributed_campaign_id: campaign_id,
         })
+    }
+
+    /// [`Ads::report`] over the last 30 days.
+    pub async fn recent_report(&self) -> Result<Vec<CampaignReport>, CommerceError> {
+        let to = now_ms() + 1;
+        self.report(to - REPORT_WINDOW_MS, to).await
     }
 
     /// Per campaign, what happened between `from_ms` and `to_ms` (unix milliseconds): impressions shown,
