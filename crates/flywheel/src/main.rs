@@ -10,6 +10,7 @@ macro_rules! outln {
 
 mod catalog_cli;
 mod config;
+mod fleet_cli;
 mod keys_cli;
 mod models;
 mod models_cli;
@@ -39,6 +40,8 @@ enum Command {
     Models(models_cli::ModelsArgs),
     /// Work on the product catalog: import product files, measure search relevance.
     Catalog(catalog_cli::CatalogArgs),
+    /// Work on the fleet: sites, accelerators, routing, simulation, planning, Kubernetes export.
+    Fleet(fleet_cli::FleetArgs),
 }
 
 fn write_stdout_line(line: std::fmt::Arguments<'_>) {
@@ -74,6 +77,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Fleet(args) => match fleet_cli::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Models(args) => match models_cli::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

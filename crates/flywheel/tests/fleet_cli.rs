@@ -1,0 +1,141 @@
+//! `flywheel fleet ...` end to end: the shipped example fleet replayed under every policy, and bad input as
+//! one readable line with a non-zero exit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/fleet")
+        .join(name)
+}
+
+fn flywheel(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn simulate_prints_one_json_object_per_policy_and_writes_charts() {
+    let charts = tempfile::tempdir().unwrap();
+    let fleet = data("example.toml");
+    let trace = data("traces/azure_code_2023-11-16.csv");
+    let output = flywheel(&[
+        "fleet",
+        "simulate",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--days",
+        "0.05",
+        "--load-scale",
+        "5",
+        "--json",
+        "--charts",
+        charts.path().to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let reports: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 6);
+    for report in &reports {
+        for key in [
+            "policy",
+            "requests",
+            "energy_kwh",
+            "energy_cost_usd",
+            "carbon_kg",
+            "p99_ttft_ms",
+            "slo_attainment",
+            "cap_violations",
+        ] {
+            assert!(report.get(key).is_some(), "{key} in {report}");
+        }
+    }
+    let by = |name: &str| reports.iter().find(|report| report["policy"] == name).unwrap();
+    let (nearest, multi) = (by("nearest"), by("multi-objective"));
+    assert_eq!(nearest["requests"], multi["requests"]);
+    assert!(multi["energy_cost_usd"].as_f64().unwrap() < nearest["energy_cost_usd"].as_f64().unwrap());
+    assert!(multi["carbon_kg"].as_f64().unwrap() < nearest["carbon_kg"].as_f64().unwrap());
+    assert_eq!(multi["cap_violations"], 0);
+    let svg = std::fs::read_to_string(charts.path().join("policies.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("multi-objective"));
+    assert!(charts.path().join("site-power-nearest.svg").exists());
+}
+
+#[test]
+fn show_route_and_accelerators_answer() {
+    let fleet = data("example.toml");
+    let output = flywheel(&["fleet", "show", "--fleet", fleet.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("toronto"));
+    let output = flywheel(&[
+        "fleet",
+        "route",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--region",
+        "europe",
+        "--at",
+        "2023-11-16T18:00:00Z",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let explanation: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(explanation["policy"], "multi-objective");
+    assert_eq!(explanation["candidates"].as_array().unwrap().len(), 56);
+    let output = flywheel(&["fleet", "accelerators"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("trainium2"));
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_failure() {
+    let directory = tempfile::tempdir().unwrap();
+    let bad = directory.path().join("bad.toml");
+    std::fs::write(&bad, "[[models]]\nname = \"m\"\nclass = \"70b\"\n\n[[sites]]\nname = \"s\"\nregion = \"r\"\nlat = 1.0\nlon = 1.0\npower_cap_mw = 1\npue = 1.1\nprice = { constant = 5 }\ncarbon = { constant = 5 }\nreplicas = [{ model = \"m\", accelerator = \"h900\" }]\n").unwrap();
+    let trace = data("traces/azure_code_2023-11-16.csv");
+    let example = data("example.toml");
+    let simulate = |fleet: &Path, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "fleet",
+            "simulate",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args
+    };
+    for args in [
+        simulate(&bad, &[]),
+        simulate(&example, &["--policy", "fastest"]),
+        simulate(&example, &["--days", "60"]),
+    ] {
+        let output = flywheel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let output = flywheel(&[
+        "fleet",
+        "simulate",
+        "--fleet",
+        bad.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("bad.toml:14: sites 's'.replicas.accelerator: unknown accelerator 'h900'")
+    );
+}
