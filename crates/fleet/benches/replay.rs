@@ -1,0 +1,31 @@
+//! Replay speed: the example fleet and the Azure code trace, one simulated day at 20 copies, per policy;
+//! prints simulated requests per second of wall time. `cargo bench -p fleet --bench replay`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::Path;
+
+use fleet::{Fleet, Policy, SimulationOptions, Trace, simulate};
+
+fn main() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fleet");
+    let fleet = Fleet::read(&data.join("example.toml")).unwrap();
+    let trace = Trace::read(&data.join("traces/azure_code_2023-11-16.csv")).unwrap();
+    for policy in Policy::ALL {
+        let options = SimulationOptions {
+            policy,
+            days: 1.0,
+            load_scale: 20,
+            start_unix_s: None,
+            model: 0,
+        };
+        let mut rates: Vec<f64> = (0..3)
+            .map(|_| simulate(&fleet, &trace, &options).unwrap().requests_per_wall_s)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{:<16} {:>12.0} simulated requests/s (median of 3)",
+            policy.name(),
+            rates[1]
+        );
+    }
+}
