@@ -104,15 +104,52 @@ impl Accelerator {
     }
 }
 
-/// A set of accelerator profiles, looked up by name or alias.
+/// What a replica of one model class holds in accelerator memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelClass {
+    /// The class name the profiles use (`70b`).
+    pub name: String,
+    /// The weights, in GB.
+    pub weights_gb: f64,
+    /// KV cache per token of context, in bytes.
+    pub kv_bytes_per_token: f64,
+    /// Where the figures come from.
+    pub source: String,
+}
+
+/// The share of accelerator memory a model server may fill (vLLM's default `gpu_memory_utilization`); the rest
+/// is left for activations and the runtime.
+const USABLE_MEMORY_SHARE: f64 = 0.9;
+
+impl ModelClass {
+    /// How many sequences of `context_tokens` fit beside the weights on `chips` chips of `memory_gb` each
+    /// (0 when the weights alone do not fit).
+    pub fn sequences_in_memory(&self, memory_gb: f64, chips: u32, context_tokens: f64) -> u32 {
+        let free_bytes = (memory_gb * chips as f64 * USABLE_MEMORY_SHARE - self.weights_gb) * 1e9;
+        if free_bytes <= 0.0 {
+            return 0;
+        }
+        let per_sequence = self.kv_bytes_per_token * context_tokens.max(1.0);
+        if per_sequence <= 0.0 {
+            return u32::MAX;
+        }
+        (free_bytes / per_sequence).floor().min(u32::MAX as f64) as u32
+    }
+}
+
+/// A set of accelerator profiles, looked up by name or alias, and the model classes they serve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcceleratorCatalog {
     accelerators: Vec<Accelerator>,
+    model_classes: Vec<ModelClass>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
+    #[serde(default)]
+    model_class: Vec<ModelClass>,
     accelerator: Vec<Accelerator>,
 }
 
@@ -162,8 +199,23 @@ impl AcceleratorCatalog {
                 }
             }
         }
+        for class in &file.model_class {
+            if !(class.weights_gb.is_finite()
+                && class.weights_gb >= 0.0
+                && class.kv_bytes_per_token.is_finite()
+                && class.kv_bytes_per_token >= 0.0)
+            {
+                return Err(FleetError::invalid(
+                    path,
+                    0,
+                    &format!("model_class '{}'", class.name),
+                    "weights_gb and kv_bytes_per_token must be numbers >= 0",
+                ));
+            }
+        }
         Ok(AcceleratorCatalog {
             accelerators: file.accelerator,
+            model_classes: file.model_class,
         })
     }
 
@@ -183,6 +235,11 @@ impl AcceleratorCatalog {
     /// The profile at `index`.
     pub fn get(&self, index: usize) -> Option<&Accelerator> {
         self.accelerators.get(index)
+    }
+
+    /// The memory needs of model class `name`, when the catalog states them.
+    pub fn model_class(&self, name: &str) -> Option<&ModelClass> {
+        self.model_classes.iter().find(|class| class.name == name)
     }
 
     /// The names, for error messages.
@@ -233,5 +290,20 @@ mod tests {
         assert_eq!(profile.batch_within(37.0), 1);
         assert_eq!(profile.batch_within(10_000.0), profile.max_batch);
         assert!(profile.step_s(profile.batch_within(50.0)) <= 0.050 + 1e-9);
+    }
+
+    #[test]
+    fn memory_bounds_the_batch_beside_the_weights() {
+        let catalog = AcceleratorCatalog::built_in().unwrap();
+        let class = catalog.model_class("70b").unwrap();
+        // 2 x 80 GB x 0.9 = 144 GB, 3 GB beside 141 GB of weights: 3 sequences of 2,304 tokens (0.75 GB each).
+        assert_eq!(class.sequences_in_memory(80.0, 2, 2304.0), 3);
+        assert_eq!(class.sequences_in_memory(80.0, 1, 2304.0), 0);
+        assert!(class.sequences_in_memory(141.0, 2, 2304.0) > 100);
+        for accelerator in catalog.all() {
+            for name in accelerator.classes.keys() {
+                assert!(catalog.model_class(name).is_some(), "{name} has no memory figures");
+            }
+        }
     }
 }

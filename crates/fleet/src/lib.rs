@@ -8,6 +8,7 @@
 
 mod accelerators;
 mod chart;
+mod demand;
 mod error;
 mod router;
 mod series;
@@ -15,8 +16,9 @@ mod sim;
 mod spec;
 mod trace;
 
-pub use accelerators::{Accelerator, AcceleratorCatalog, ServingProfile};
+pub use accelerators::{Accelerator, AcceleratorCatalog, ModelClass, ServingProfile};
 pub use chart::write_simulation_charts;
+pub use demand::{Demand, DemandRow};
 pub use error::FleetError;
 pub use router::{CandidateScore, Choice, Explanation, FleetState, Policy, ReplicaLoad, RouteRequest, Router};
 pub use series::{HourlySeries, NegativePrices, SeriesKind};
