@@ -176,14 +176,21 @@ impl Demand {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
 
-    fn example() -> Fleet {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fleet/example.toml");
-        Fleet::read(&path).unwrap()
+    /// The shipped example fleet.
+    pub(crate) fn example() -> Fleet {
+        Fleet::read(&shipped("example.toml")).unwrap()
+    }
+
+    /// A file of the shipped example in `data/fleet/`.
+    pub(crate) fn shipped(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/fleet")
+            .join(name)
     }
 
     fn error_of(text: &str) -> String {
@@ -195,8 +202,7 @@ mod tests {
     #[test]
     fn the_shipped_demand_reads_with_the_default_slo_class() {
         let fleet = example();
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fleet/demand.csv");
-        let demand = Demand::read(&path, &fleet).unwrap();
+        let demand = Demand::read(&shipped("demand.csv"), &fleet).unwrap();
         assert_eq!(demand.rows.len(), 5);
         assert!(demand.rows.iter().all(|row| row.slo == 0));
         assert_eq!(demand.total_requests_per_s(), 50.0);

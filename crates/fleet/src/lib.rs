@@ -10,6 +10,7 @@ mod accelerators;
 mod chart;
 mod demand;
 mod error;
+mod plan;
 mod router;
 mod series;
 mod sim;
@@ -20,6 +21,10 @@ pub use accelerators::{Accelerator, AcceleratorCatalog, ModelClass, ServingProfi
 pub use chart::write_simulation_charts;
 pub use demand::{Demand, DemandRow};
 pub use error::FleetError;
+pub use plan::{
+    CapacityStep, Flow, Inventory, Placement, Plan, PlanOptions, PlanTotals, Sensitivity, SiteCapacity, SitePlan,
+    capacity, plan, sensitivity,
+};
 pub use router::{CandidateScore, Choice, Explanation, FleetState, Policy, ReplicaLoad, RouteRequest, Router};
 pub use series::{HourlySeries, NegativePrices, SeriesKind};
 pub use sim::{SimulationOptions, SimulationReport, SiteReport, simulate};

@@ -74,6 +74,13 @@ pub struct UpArgs {
     /// Do not load the embedded CPU models: serve only the models of `[[models]]` (and no storefront assistant)
     #[arg(long, env = "FLYWHEEL_NO_EMBEDDED_MODELS")]
     no_embedded_models: bool,
+    /// A fleet description (TOML, as `flywheel fleet` reads): models with `routing = "fleet"` then go to the
+    /// deployment whose site the fleet router picks, by energy price, carbon, load and SLO [default: none]
+    #[arg(long, env = "FLYWHEEL_FLEET")]
+    fleet: Option<PathBuf>,
+    /// The fleet router's policy [default: multi-objective]
+    #[arg(long, env = "FLYWHEEL_FLEET_POLICY")]
+    fleet_policy: Option<String>,
 }
 
 /// The `flywheel.toml` file: every key optional.
@@ -97,6 +104,8 @@ struct FileConfig {
     log: Option<String>,
     log_format: Option<crate::telemetry::LogFormat>,
     embedded_models: Option<bool>,
+    fleet: Option<PathBuf>,
+    fleet_policy: Option<String>,
     #[serde(default)]
     models: Vec<gateway::ModelConfig>,
     routing: Option<gateway::RoutingConfig>,
@@ -134,6 +143,10 @@ pub struct Settings {
     pub models: Vec<gateway::ModelConfig>,
     /// Retries, backoff and circuit breaking (`[routing]`).
     pub routing: gateway::RoutingConfig,
+    /// The fleet that `fleet` routing asks, if any.
+    pub fleet: Option<PathBuf>,
+    /// Its router's policy.
+    pub fleet_policy: fleet::Policy,
 }
 
 /// Why the settings could not be resolved.
@@ -198,6 +211,13 @@ impl Settings {
             .vector_cache_dir
             .or(file.vector_cache_dir)
             .unwrap_or_else(|| data_dir.join("search"));
+        let fleet_policy = match args.fleet_policy.or(file.fleet_policy) {
+            None => fleet::Policy::MultiObjective,
+            Some(name) => fleet::Policy::parse(&name).ok_or_else(|| {
+                let known: Vec<&str> = fleet::Policy::ALL.iter().map(|policy| policy.name()).collect();
+                ConfigError::Invalid(format!("unknown fleet_policy '{name}'; known: {}", known.join(", ")))
+            })?,
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -225,6 +245,8 @@ impl Settings {
             embedded_models: !args.no_embedded_models && file.embedded_models.unwrap_or(true),
             models: file.models,
             routing: file.routing.unwrap_or_default(),
+            fleet: args.fleet.or(file.fleet),
+            fleet_policy,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! `flywheel fleet ...`: show a fleet, explain a routing decision, replay traces through it under each
 //! policy, plan placement and capacity, and export Kubernetes manifests.
 
+mod plan;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -58,6 +60,9 @@ enum FleetCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Place replicas for a demand file within power caps, chips and SLOs at the least cost, then grow the
+    /// demand into a capacity plan and show how the plan moves with prices and headroom.
+    Plan(plan::PlanArgs),
     /// Replay a request trace through the fleet under each policy; one report per policy.
     Simulate {
         /// The fleet description (TOML).
@@ -133,6 +138,7 @@ fn lookup(
 pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     match args.command {
         FleetCommand::Show { fleet, json } => show(&Fleet::read(&fleet)?, json),
+        FleetCommand::Plan(args) => plan::run(args),
         FleetCommand::Accelerators { json } => accelerators(json),
         FleetCommand::Route {
             fleet,

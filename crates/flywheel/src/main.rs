@@ -10,6 +10,7 @@ macro_rules! outln {
 
 mod catalog_cli;
 mod config;
+mod fleet_advisor;
 mod fleet_cli;
 mod keys_cli;
 mod models;

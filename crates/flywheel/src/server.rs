@@ -66,6 +66,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let gateway = Gateway::open_with(db.clone(), gateway_config)
         .await
         .context("preparing the gateway")?;
+    if let Some(path) = &settings.fleet {
+        let fleet = fleet::Fleet::read(path)?;
+        tracing::info!(
+            fleet = fleet.name,
+            sites = fleet.sites.len(),
+            policy = settings.fleet_policy.name(),
+            "fleet routing on for models with routing = \"fleet\""
+        );
+        gateway.set_placement_advisor(std::sync::Arc::new(crate::fleet_advisor::FleetAdvisor::new(
+            fleet,
+            settings.fleet_policy,
+        )));
+    }
     if gateway.auth_enabled() {
         tracing::info!("auth on: requests need the master key or a tenant's virtual key");
     } else {

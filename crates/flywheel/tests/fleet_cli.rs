@@ -139,3 +139,84 @@ fn bad_input_is_one_line_and_a_failure() {
             .contains("bad.toml:14: sites 's'.replicas.accelerator: unknown accelerator 'h900'")
     );
 }
+
+#[test]
+fn plan_places_grows_and_names_what_binds() {
+    let fleet = data("example.toml");
+    let demand = data("demand.csv");
+    let output = flywheel(&[
+        "fleet",
+        "plan",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--demand",
+        demand.to_str().unwrap(),
+        "--growth",
+        "1,2",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let plan = &body["plan"];
+    assert_eq!(plan["totals"]["requests_per_s"], 50.0);
+    let served: f64 = plan["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|flow| flow["requests_per_s"].as_f64().unwrap())
+        .sum();
+    assert!((served - 50.0).abs() < 1e-6);
+    for site in plan["sites"].as_array().unwrap() {
+        assert!(
+            site["peak_power_w"].as_f64().unwrap() <= site["power_cap_w"].as_f64().unwrap() + 1e-6,
+            "{site}"
+        );
+    }
+    assert_eq!(body["capacity"].as_array().unwrap().len(), 2);
+    assert_eq!(body["sensitivity"].as_array().unwrap().len(), 7);
+
+    let directory = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = directory.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let header = "model,region,requests_per_s,prompt_tokens,output_tokens\n";
+    let too_much = write("too-much.csv", &format!("{header}llama-70b,us-east,500,2048,256\n"));
+    let bad_rate = write("bad-rate.csv", &format!("{header}llama-70b,us-east,lots,2048,256\n"));
+    let plan_of = |demand: &Path| {
+        flywheel(&[
+            "fleet",
+            "plan",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--demand",
+            demand.to_str().unwrap(),
+        ])
+    };
+    for (demand, expected) in [
+        (too_much.as_path(), "error: infeasible: power cap at "),
+        (
+            bad_rate.as_path(),
+            "bad-rate.csv:2: requests_per_s: 'lots' is not a number >= 0",
+        ),
+    ] {
+        let output = plan_of(demand);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let output = flywheel(&[
+        "fleet",
+        "plan",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--demand",
+        demand.to_str().unwrap(),
+        "--max-utilization",
+        "1.5",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max utilization must be in (0, 1]"));
+}

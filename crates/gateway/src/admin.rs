@@ -21,6 +21,7 @@ pub fn router(gateway: Gateway, extra: Router) -> Router {
         .route("/keys/{id}", get(get_key).patch(update_key).delete(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/usage", get(usage))
+        .route("/placement", get(placement))
         .route("/models", get(list_models))
         .route("/tenants", get(list_tenants))
         .route("/tenants/{name}", get(get_tenant).put(set_tenant).delete(remove_tenant))
@@ -264,6 +265,49 @@ async fn rotate_key(
     Ok(Json(gateway.keys().rotate(&id).await?))
 }
 
+/// A query string's parameters, or a 400 saying what is wrong with them.
+fn query_params<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, GatewayError> {
+    params
+        .map(|Query(params)| params)
+        .map_err(|rejection| GatewayError::InvalidRequest {
+            message: rejection.body_text(),
+            param: None,
+        })
+}
+
+/// `GET /admin/placement` parameters: a request as the fleet router would see it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlacementParams {
+    model: String,
+    region: Option<String>,
+    slo: Option<String>,
+    prompt_tokens: Option<u32>,
+    output_tokens: Option<u32>,
+}
+
+/// Where the fleet router would send a request now, with every candidate replica's scores.
+async fn placement(
+    State(gateway): State<Gateway>,
+    Authenticated(caller): Authenticated,
+    params: Result<Query<PlacementParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, GatewayError> {
+    require_admin(&caller)?;
+    let params = query_params(params)?;
+    let query = crate::PlacementQuery {
+        model: params.model,
+        region: params.region,
+        slo: params.slo,
+        prompt_tokens: params.prompt_tokens.unwrap_or(1000),
+        output_tokens: params.output_tokens.unwrap_or(256),
+    };
+    match gateway.explain_placement(&query) {
+        None => Err(GatewayError::NoFleet),
+        Some(Ok(explanation)) => Ok(Json(explanation)),
+        Some(Err(message)) => Err(GatewayError::InvalidRequest { message, param: None }),
+    }
+}
+
 /// `GET /admin/usage` parameters.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,10 +324,7 @@ async fn usage(
     params: Result<Query<UsageParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, GatewayError> {
     require_admin(&caller)?;
-    let Query(params) = params.map_err(|rejection| GatewayError::InvalidRequest {
-        message: rejection.body_text(),
-        param: None,
-    })?;
+    let params = query_params(params)?;
     let group_by = params
         .group_by
         .as_deref()

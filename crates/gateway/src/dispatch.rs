@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::GatewayError;
 use crate::metrics;
 use crate::models::{Backend, Deployment, ModelCatalog, ModelEntry};
-use crate::routing::{PlacementAdvisor, RouteOption, RoutingConfig, order};
+use crate::routing::{PlacementAdvisor, PlacementQuery, RouteOption, RoutingConfig, order};
 
 /// Counts a request in flight on a deployment until dropped.
 pub(crate) struct InFlight(Arc<Deployment>);
@@ -34,6 +34,8 @@ pub(crate) struct Served<T> {
     pub(crate) deployment: Arc<Deployment>,
     pub(crate) in_flight: InFlight,
     pub(crate) attempts: u32,
+    /// Where the request went and why, for the `x-flywheel-route` header.
+    pub(crate) route: String,
 }
 
 /// Every attempt failed: the error to report (the last one), where it happened and how many attempts were made.
@@ -47,11 +49,13 @@ pub(crate) struct Dispatcher<'a> {
     pub(crate) catalog: &'a ModelCatalog,
     pub(crate) routing: &'a RoutingConfig,
     pub(crate) advisor: Option<Arc<dyn PlacementAdvisor>>,
+    /// What the advisor is told of the request.
+    pub(crate) query: PlacementQuery,
 }
 
 impl Dispatcher<'_> {
-    /// The deployments to try, in order.
-    fn plan(&self, entry: &Arc<ModelEntry>) -> Vec<Arc<Deployment>> {
+    /// The deployments to try, in order, and the advisor's reason for the requested model's first choice.
+    fn plan(&self, entry: &Arc<ModelEntry>) -> (Vec<Arc<Deployment>>, Option<String>) {
         let mut models = vec![Arc::clone(entry)];
         for fallback in &entry.fallbacks {
             if let Ok(model) = self.catalog.resolve(fallback)
@@ -61,7 +65,8 @@ impl Dispatcher<'_> {
             }
         }
         let mut plan = Vec::new();
-        for model in models {
+        let mut first_reason = None;
+        for (position, model) in models.into_iter().enumerate() {
             let options: Vec<RouteOption> = model
                 .deployments
                 .iter()
@@ -75,11 +80,19 @@ impl Dispatcher<'_> {
                         + deployment.price.output_micros_per_mtok,
                 })
                 .collect();
-            for index in order(model.strategy, &model.id, &options, self.advisor.as_deref()) {
+            let query = PlacementQuery {
+                model: model.id.clone(),
+                ..self.query.clone()
+            };
+            let (indices, reason) = order(model.strategy, &query, &options, self.advisor.as_deref());
+            if position == 0 {
+                first_reason = reason;
+            }
+            for index in indices {
                 plan.push(Arc::clone(&model.deployments[index]));
             }
         }
-        plan
+        (plan, first_reason)
     }
 
     /// Runs `attempt` on deployments until one succeeds or the plan is exhausted. `attempt` gets the backend
@@ -90,7 +103,7 @@ impl Dispatcher<'_> {
         F: FnMut(Backend, Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<T, GatewayError>>,
     {
-        let plan = self.plan(entry);
+        let (plan, reason) = self.plan(entry);
         let total = plan.len().max(1 + self.routing.retries as usize);
         // Deployments that cannot serve at all now (loading, failed to load) are not worth a retry.
         let mut unavailable = vec![false; plan.len()];
@@ -139,11 +152,13 @@ impl Dispatcher<'_> {
             match outcome {
                 Ok(value) => {
                     deployment.health.record_success(started.elapsed());
+                    let route = route_description(deployment, attempts, index == 0, reason.as_deref(), &plan);
                     return Ok(Served {
                         value,
                         deployment: Arc::clone(deployment),
                         in_flight,
                         attempts,
+                        route,
                     });
                 }
                 Err(error) if error.is_retryable() => {
@@ -168,4 +183,26 @@ impl Dispatcher<'_> {
             attempts,
         })
     }
+}
+
+/// `deployment=...; site=...; attempts=N` and why: the advisor's reason when its first choice served, or which
+/// choice it fell back from.
+fn route_description(
+    deployment: &Deployment,
+    attempts: u32,
+    first_choice: bool,
+    reason: Option<&str>,
+    plan: &[Arc<Deployment>],
+) -> String {
+    let mut route = format!("deployment={}", deployment.name);
+    if let Some(site) = &deployment.site {
+        route.push_str(&format!("; site={site}"));
+    }
+    route.push_str(&format!("; attempts={attempts}"));
+    match (first_choice, reason, plan.first()) {
+        (true, Some(reason), _) => route.push_str(&format!("; {reason}")),
+        (false, _, Some(first)) => route.push_str(&format!("; fallback from {}", first.name)),
+        _ => {}
+    }
+    route
 }

@@ -93,6 +93,9 @@ pub enum GatewayError {
     /// No virtual key has this id.
     #[error("no key has the id '{0}'")]
     KeyNotFound(String),
+    /// Fleet placement was asked about, but no fleet is configured.
+    #[error("no fleet is configured: start flywheel with --fleet FILE (or fleet = \"FILE\" in flywheel.toml)")]
+    NoFleet,
     /// The change conflicts with the resource's state (a revoked key cannot change).
     #[error("{0}")]
     Conflict(String),
@@ -257,9 +260,10 @@ impl GatewayError {
             | GatewayError::UnsupportedParameter { .. }
             | GatewayError::WrongModelKind { .. }
             | GatewayError::ContextLengthExceeded { .. } => StatusCode::BAD_REQUEST,
-            GatewayError::ModelNotFound(_) | GatewayError::RouteNotFound { .. } | GatewayError::KeyNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            GatewayError::ModelNotFound(_)
+            | GatewayError::RouteNotFound { .. }
+            | GatewayError::KeyNotFound(_)
+            | GatewayError::NoFleet => StatusCode::NOT_FOUND,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -320,6 +324,7 @@ impl GatewayError {
             GatewayError::ModelNotAllowed(_) => "model_not_allowed",
             GatewayError::AdminOnly => "admin_required",
             GatewayError::KeyNotFound(_) => "key_not_found",
+            GatewayError::NoFleet => "fleet_not_configured",
             GatewayError::Conflict(_) => "conflict",
             GatewayError::Internal(_) => "internal_error",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",

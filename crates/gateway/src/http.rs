@@ -135,15 +135,30 @@ async fn chat_completions(
 
 /// Asks for (`exact`, `semantic`, `off`) and reports (`hit`, `miss`) the response cache.
 pub(crate) const CACHE_HEADER: &str = "x-flywheel-cache";
+pub(crate) const ROUTE_HEADER: &str = "x-flywheel-route";
+const REGION_HEADER: &str = "x-flywheel-region";
+const SLO_HEADER: &str = "x-flywheel-slo";
 /// The W3C trace context header: a model call's span joins the caller's trace.
 const TRACEPARENT_HEADER: &str = "traceparent";
 
-/// `client` for one chat request: in the caller's trace, using the cache as `x-flywheel-cache` says.
+/// `client` for one chat request: in the caller's trace, using the cache as `x-flywheel-cache` says, routed
+/// for the region and SLO class `x-flywheel-region` and `x-flywheel-slo` name.
 pub(crate) fn chat_client(
     client: crate::GatewayClient,
     headers: &axum::http::HeaderMap,
 ) -> Result<crate::GatewayClient, GatewayError> {
-    let client = traced_client(client, headers);
+    let text = |name: &'static str| -> Result<Option<String>, GatewayError> {
+        headers
+            .get(name)
+            .map(|value| {
+                value
+                    .to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| GatewayError::invalid(name, format!("{name} must be visible ASCII")))
+            })
+            .transpose()
+    };
+    let client = traced_client(client, headers).with_placement(text(REGION_HEADER)?, text(SLO_HEADER)?);
     match headers.get(CACHE_HEADER) {
         Some(value) => {
             let value = value
@@ -164,16 +179,23 @@ fn traced_client(client: crate::GatewayClient, headers: &axum::http::HeaderMap) 
     }
 }
 
-/// A chat answer's headers: whether the response cache served it (`x-flywheel-cache`), and the key's limits.
+/// A chat answer's headers: whether the response cache served it (`x-flywheel-cache`), where it ran and why
+/// (`x-flywheel-route`), and the key's limits.
 pub(crate) fn with_answer_headers(
     mut response: Response,
-    cache: Option<&'static str>,
+    meta: crate::AnswerMeta,
     limits: Option<LimitStatus>,
 ) -> Response {
-    if let Some(cache) = cache {
+    if let Some(cache) = meta.cache {
         response
             .headers_mut()
             .insert(CACHE_HEADER, axum::http::HeaderValue::from_static(cache));
+    }
+    // A deployment or site name outside visible ASCII cannot go into a header; the ledger still has it.
+    if let Some(route) = meta.route
+        && let Ok(value) = axum::http::HeaderValue::from_str(&route)
+    {
+        response.headers_mut().insert(ROUTE_HEADER, value);
     }
     with_limit_headers(response, limits)
 }

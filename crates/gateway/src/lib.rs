@@ -49,7 +49,7 @@ pub use models::{
 };
 pub use provider::ProviderKind;
 pub use provider::fault::FaultConfig;
-pub use routing::{Candidate, PlacementAdvisor, RoutingConfig, RoutingStrategy};
+pub use routing::{Candidate, PlacementAdvisor, PlacementQuery, Ranking, RoutingConfig, RoutingStrategy};
 pub use tenants::TenantLimits;
 pub use usage::{UsageDimension, UsageGroup, parse_bound};
 
@@ -346,6 +346,8 @@ impl Gateway {
             guardrails: None,
             cache: None,
             endpoint: chat::ENDPOINT,
+            region: None,
+            slo: None,
         }
     }
 
@@ -373,7 +375,7 @@ impl Gateway {
         self.inner.started_at
     }
 
-    fn dispatcher(&self) -> Dispatcher<'_> {
+    fn dispatcher(&self, query: PlacementQuery) -> Dispatcher<'_> {
         let advisor = self
             .inner
             .advisor
@@ -384,7 +386,19 @@ impl Gateway {
             catalog: &self.inner.models,
             routing: &self.inner.routing,
             advisor,
+            query,
         }
+    }
+
+    /// The placement advisor's scores for a request like `query`; `None` when no advisor is installed.
+    pub fn explain_placement(&self, query: &PlacementQuery) -> Option<Result<serde_json::Value, String>> {
+        let advisor = self
+            .inner
+            .advisor
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        Some(advisor.explain(query))
     }
 }
 
@@ -407,7 +421,30 @@ pub struct GatewayClient {
     cache: Option<CachePolicy>,
     /// The endpoint its chat requests are recorded under (`chat.completions`, or `messages` for Anthropic's).
     endpoint: &'static str,
+    /// The user's region and SLO class, for fleet routing.
+    region: Option<String>,
+    slo: Option<String>,
 }
+
+/// What the HTTP layer reports of an answer beside its body: the response cache's part (`hit`, `miss`, or not
+/// consulted) and where the request went (`x-flywheel-route`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct AnswerMeta {
+    pub(crate) cache: Option<&'static str>,
+    pub(crate) route: Option<String>,
+}
+
+impl AnswerMeta {
+    fn cache_hit() -> AnswerMeta {
+        AnswerMeta {
+            cache: Some("hit"),
+            route: Some("cache".to_owned()),
+        }
+    }
+}
+
+/// Output tokens the fleet router assumes for a request that sets no limit.
+const TYPICAL_OUTPUT_TOKENS: u32 = 256;
 
 /// The chat provider behind a chat model's deployment (the catalog only builds chat backends for chat models).
 fn chat_provider(backend: Backend) -> Result<Arc<dyn provider::ChatProvider>, GatewayError> {
@@ -443,6 +480,28 @@ impl GatewayClient {
     pub fn with_traceparent(mut self, traceparent: &str) -> GatewayClient {
         self.account.trace_parent = traces::parse_traceparent(traceparent);
         self
+    }
+
+    /// Tells fleet routing the user's region and SLO class (the `x-flywheel-region` and `x-flywheel-slo`
+    /// headers).
+    pub fn with_placement(mut self, region: Option<String>, slo: Option<String>) -> GatewayClient {
+        self.region = region;
+        self.slo = slo;
+        self
+    }
+
+    fn placement_query(&self, request: &ChatCompletionRequest) -> PlacementQuery {
+        PlacementQuery {
+            model: request.model.clone(),
+            region: self.region.clone(),
+            slo: self.slo.clone(),
+            prompt_tokens: chat::estimate_prompt_tokens(request),
+            output_tokens: request
+                .max_completion_tokens
+                .or(request.max_tokens)
+                .and_then(|limit| u32::try_from(limit).ok())
+                .unwrap_or(TYPICAL_OUTPUT_TOKENS),
+        }
     }
 
     /// Uses the response cache as a request's `x-flywheel-cache` header says (`exact`, `semantic` or `off`),
@@ -678,7 +737,7 @@ impl GatewayClient {
     pub(crate) async fn chat_stream_traced(
         &self,
         mut request: ChatCompletionRequest,
-    ) -> Result<(ChatCompletionStream, Option<&'static str>), GatewayError> {
+    ) -> Result<(ChatCompletionStream, AnswerMeta), GatewayError> {
         if self.guardrails.as_ref().is_some_and(|policy| policy.check_output) {
             // The answer must be checked whole before any of it reaches the client.
             let include_usage = request
@@ -698,12 +757,15 @@ impl GatewayClient {
         let miss = match self.cache_lookup(&request).await {
             Some(Ok(answer)) => {
                 let completion = self.answer_from_cache(record, answer, &requested_model).await;
-                return Ok((guarded::completion_as_stream(completion, include_usage), Some("hit")));
+                return Ok((
+                    guarded::completion_as_stream(completion, include_usage),
+                    AnswerMeta::cache_hit(),
+                ));
             }
             Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
-        let dispatcher = self.gateway.dispatcher();
+        let dispatcher = self.gateway.dispatcher(self.placement_query(&request));
         let served = dispatcher
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();
@@ -740,7 +802,10 @@ impl GatewayClient {
                         GatewayClient::cache_store(&gateway.inner.cache, miss, answer);
                     }) as Box<dyn FnOnce(ChatCompletion, i64) + Send>
                 });
-                let cache = on_complete.as_ref().map(|_| "miss");
+                let meta = AnswerMeta {
+                    cache: on_complete.as_ref().map(|_| "miss"),
+                    route: Some(served.route),
+                };
                 let stream = chat::client_stream(
                     served.value,
                     chat::StreamContext {
@@ -753,7 +818,7 @@ impl GatewayClient {
                         on_complete,
                     },
                 );
-                Ok((stream, cache))
+                Ok((stream, meta))
             }
             Err(unserved) => Err(self.unserved(record, unserved).await),
         }
@@ -768,7 +833,7 @@ impl GatewayClient {
     pub(crate) async fn chat_traced(
         &self,
         mut request: ChatCompletionRequest,
-    ) -> Result<(ChatCompletion, Option<&'static str>), GatewayError> {
+    ) -> Result<(ChatCompletion, AnswerMeta), GatewayError> {
         let started = Instant::now();
         let (entry, mut record) = self.prepare_chat(&mut request, started).await?;
         let requested_model = request.model.clone();
@@ -776,13 +841,13 @@ impl GatewayClient {
             Some(Ok(answer)) => {
                 return Ok((
                     self.answer_from_cache(record, answer, &requested_model).await,
-                    Some("hit"),
+                    AnswerMeta::cache_hit(),
                 ));
             }
             Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
-        let dispatcher = self.gateway.dispatcher();
+        let dispatcher = self.gateway.dispatcher(self.placement_query(&request));
         let served = dispatcher
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();
@@ -806,7 +871,10 @@ impl GatewayClient {
                     record.finish(error.code(), usage).await;
                     return Err(error);
                 }
-                let cache = miss.as_ref().map(|_| "miss");
+                let meta = AnswerMeta {
+                    cache: miss.as_ref().map(|_| "miss"),
+                    route: Some(served.route),
+                };
                 if let Some(miss) = miss {
                     let usage = completion.usage.unwrap_or_default();
                     let answer = cache::CachedAnswer {
@@ -818,7 +886,7 @@ impl GatewayClient {
                 }
                 Ok((
                     chat::finish_completion(completion, record, &requested_model).await,
-                    cache,
+                    meta,
                 ))
             }
             Err(unserved) => Err(self.unserved(record, unserved).await),
@@ -853,7 +921,7 @@ impl GatewayClient {
         embeddings::run(embeddings::EmbeddingRun {
             sink: &self.gateway.inner.usage,
             account: &self.account,
-            dispatcher: self.gateway.dispatcher(),
+            dispatcher: self.gateway.dispatcher(PlacementQuery::default()),
             entry,
             budgets: &self.budgets,
             request,

@@ -81,10 +81,38 @@ pub struct Candidate {
     pub latency_ms: Option<f64>,
 }
 
-/// Ranks deployments by where it is best to run now; implemented by the fleet planner.
-pub trait PlacementAdvisor: Send + Sync {
+/// What the placement advisor knows of the request: from its body and the `x-flywheel-region` and
+/// `x-flywheel-slo` headers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlacementQuery {
+    /// The model asked for (the catalog id).
+    pub model: String,
+    /// The user's region, when the caller says.
+    pub region: Option<String>,
+    /// The SLO class, when the caller says.
+    pub slo: Option<String>,
+    /// Prompt tokens, estimated from the text.
+    pub prompt_tokens: u32,
+    /// Output tokens expected (the request's limit, or a typical answer's length).
+    pub output_tokens: u32,
+}
+
+/// The advisor's answer: an order and why its first choice is first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ranking {
     /// The candidates' indices, best first. Indices left out are tried last, in their original order.
-    fn rank(&self, model: &str, candidates: &[Candidate]) -> Vec<usize>;
+    pub order: Vec<usize>,
+    /// Why the first is best, in one line (it goes into the `x-flywheel-route` header).
+    pub reason: Option<String>,
+}
+
+/// Ranks deployments by where it is best to run now; implemented by the fleet router.
+pub trait PlacementAdvisor: Send + Sync {
+    /// Ranks `candidates` for `query`.
+    fn rank(&self, query: &PlacementQuery, candidates: &[Candidate]) -> Ranking;
+
+    /// Every candidate's scores for `query`, for people (`GET /admin/placement`).
+    fn explain(&self, query: &PlacementQuery) -> Result<serde_json::Value, String>;
 }
 
 /// Live state of one deployment.
@@ -195,13 +223,13 @@ impl RouteOption<'_> {
     }
 }
 
-/// The order in which to try one model's deployments.
+/// The order in which to try one model's deployments, and the advisor's reason when it ranked them.
 pub(crate) fn order(
     strategy: RoutingStrategy,
-    model: &str,
+    query: &PlacementQuery,
     options: &[RouteOption],
     advisor: Option<&dyn PlacementAdvisor>,
-) -> Vec<usize> {
+) -> (Vec<usize>, Option<String>) {
     let mut indices: Vec<usize> = (0..options.len()).collect();
     match strategy {
         RoutingStrategy::Weighted => weighted_order(options, &mut indices),
@@ -214,8 +242,9 @@ pub(crate) fn order(
         RoutingStrategy::Fleet => match advisor {
             Some(advisor) => {
                 let candidates: Vec<Candidate> = options.iter().map(RouteOption::candidate).collect();
+                let ranking = advisor.rank(query, &candidates);
                 let mut ranked: Vec<usize> = Vec::with_capacity(options.len());
-                for index in advisor.rank(model, &candidates) {
+                for index in ranking.order {
                     if index < options.len() && !ranked.contains(&index) {
                         ranked.push(index);
                     }
@@ -225,12 +254,12 @@ pub(crate) fn order(
                         ranked.push(index);
                     }
                 }
-                return ranked;
+                return (ranked, ranking.reason);
             }
             None => weighted_order(options, &mut indices),
         },
     }
-    indices
+    (indices, None)
 }
 
 /// Weighted random order: each next pick is drawn among the rest in proportion to weight (zero-weight
@@ -267,6 +296,13 @@ mod tests {
 
     use super::*;
 
+    fn query() -> PlacementQuery {
+        PlacementQuery {
+            model: "m".to_owned(),
+            ..PlacementQuery::default()
+        }
+    }
+
     fn option(weight: u32, in_flight: u32, latency_ms: Option<f64>, cost: u64) -> RouteOption<'static> {
         RouteOption {
             deployment: "",
@@ -285,9 +321,15 @@ mod tests {
             option(1, 1, Some(10.0), 100),
             option(1, 3, None, 200),
         ];
-        assert_eq!(order(RoutingStrategy::LeastBusy, "m", &options, None), [1, 2, 0]);
-        assert_eq!(order(RoutingStrategy::LowestLatency, "m", &options, None), [2, 1, 0]);
-        assert_eq!(order(RoutingStrategy::LowestCost, "m", &options, None), [1, 2, 0]);
+        assert_eq!(order(RoutingStrategy::LeastBusy, &query(), &options, None).0, [1, 2, 0]);
+        assert_eq!(
+            order(RoutingStrategy::LowestLatency, &query(), &options, None).0,
+            [2, 1, 0]
+        );
+        assert_eq!(
+            order(RoutingStrategy::LowestCost, &query(), &options, None).0,
+            [1, 2, 0]
+        );
     }
 
     #[test]
@@ -295,7 +337,7 @@ mod tests {
         let options = [option(1, 0, None, 0), option(3, 0, None, 0), option(0, 0, None, 0)];
         let mut first = [0u32; 3];
         for _ in 0..4000 {
-            let ordered = order(RoutingStrategy::Weighted, "m", &options, None);
+            let ordered = order(RoutingStrategy::Weighted, &query(), &options, None).0;
             first[ordered[0]] += 1;
             assert_eq!(ordered[2], 2, "a zero weight goes last");
         }
@@ -306,8 +348,15 @@ mod tests {
 
     struct PreferLast;
     impl PlacementAdvisor for PreferLast {
-        fn rank(&self, _model: &str, candidates: &[Candidate]) -> Vec<usize> {
-            vec![candidates.len() - 1, 99]
+        fn rank(&self, _query: &PlacementQuery, candidates: &[Candidate]) -> Ranking {
+            Ranking {
+                order: vec![candidates.len() - 1, 99],
+                reason: Some("the last is best".to_owned()),
+            }
+        }
+
+        fn explain(&self, _query: &PlacementQuery) -> Result<serde_json::Value, String> {
+            Ok(serde_json::Value::Null)
         }
     }
 
@@ -315,8 +364,8 @@ mod tests {
     fn the_advisor_ranks_fleet_routing_and_nothing_is_lost() {
         let options = [option(1, 0, None, 0), option(1, 0, None, 0), option(1, 0, None, 0)];
         assert_eq!(
-            order(RoutingStrategy::Fleet, "m", &options, Some(&PreferLast)),
-            [2, 0, 1]
+            order(RoutingStrategy::Fleet, &query(), &options, Some(&PreferLast)),
+            (vec![2, 0, 1], Some("the last is best".to_owned()))
         );
     }
 
@@ -355,7 +404,7 @@ mod tests {
                 Just(RoutingStrategy::LowestLatency), Just(RoutingStrategy::LowestCost), Just(RoutingStrategy::Fleet)],
         ) {
             let options: Vec<RouteOption> = specs.into_iter().map(|(w, f, l, c)| option(w, f, l, c)).collect();
-            let mut ordered = order(strategy, "m", &options, None);
+            let mut ordered = order(strategy, &query(), &options, None).0;
             ordered.sort_unstable();
             prop_assert_eq!(ordered, (0..options.len()).collect::<Vec<_>>());
         }

@@ -1,0 +1,168 @@
+//! The gateway's placement advisor, backed by the fleet router: `routing = "fleet"` models go to the
+//! deployment at the site the router picks for the request's region, size and SLO class, at this hour's
+//! energy price and grid carbon, with the gateway's own in-flight counts as the replicas' load.
+//!
+//! Gateway deployments meet fleet replicas by site: a deployment with `site = "toronto"` stands for the fleet's
+//! replicas of that model at Toronto. A gateway model meets a fleet model by name.
+
+use std::sync::Mutex;
+
+use fleet::{Fleet, FleetState, Policy, RouteRequest, Router};
+use gateway::{Candidate, PlacementAdvisor, PlacementQuery, Ranking};
+
+/// Ranks deployments with the fleet router.
+pub struct FleetAdvisor {
+    router: Router<'static>,
+    policy: Policy,
+    /// Load, power and the hour's prices, refreshed from the gateway's counts on every decision.
+    state: Mutex<FleetState>,
+}
+
+impl FleetAdvisor {
+    /// An advisor over `fleet` (kept for the life of the process, as the gateway holds the advisor).
+    pub fn new(fleet: Fleet, policy: Policy) -> FleetAdvisor {
+        let fleet: &'static Fleet = Box::leak(Box::new(fleet));
+        FleetAdvisor {
+            router: Router::new(fleet),
+            policy,
+            state: Mutex::new(FleetState::idle(fleet, unix_now())),
+        }
+    }
+
+    fn fleet(&self) -> &'static Fleet {
+        self.router.fleet()
+    }
+
+    /// The router's view of `query`, or why the fleet cannot route it.
+    fn route_request(&self, query: &PlacementQuery) -> Result<RouteRequest, String> {
+        let fleet = self.fleet();
+        let names = |items: Vec<&str>| items.join(", ");
+        let model = fleet.model_index(&query.model).ok_or_else(|| {
+            format!(
+                "the fleet has no model '{}' (it has {})",
+                query.model,
+                names(fleet.models.iter().map(|model| model.name.as_str()).collect())
+            )
+        })?;
+        let region = match &query.region {
+            None => 0,
+            Some(name) => fleet.region_index(name).ok_or_else(|| {
+                format!(
+                    "x-flywheel-region: the fleet has no user region '{name}' (it has {})",
+                    names(fleet.user_regions.iter().map(|region| region.name.as_str()).collect())
+                )
+            })?,
+        };
+        let slo = match &query.slo {
+            None => 0,
+            Some(name) => fleet.slo_index(name).ok_or_else(|| {
+                format!(
+                    "x-flywheel-slo: the fleet has no SLO class '{name}' (it has {})",
+                    names(fleet.slo_classes.iter().map(|(name, _)| name.as_str()).collect())
+                )
+            })?,
+        };
+        Ok(RouteRequest {
+            model,
+            prompt_tokens: query.prompt_tokens,
+            output_tokens: query.output_tokens.max(1),
+            region,
+            slo,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FleetState> {
+        // The state is plain numbers rewritten on every decision; a panic elsewhere cannot corrupt it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn unix_now() -> f64 {
+    jiff::Timestamp::now().as_millisecond() as f64 / 1e3
+}
+
+impl PlacementAdvisor for FleetAdvisor {
+    fn rank(&self, query: &PlacementQuery, candidates: &[Candidate]) -> Ranking {
+        let fleet = self.fleet();
+        let request = match self.route_request(query) {
+            Ok(request) => request,
+            // A hint the fleet does not know must not fail the request: the deployments keep their order.
+            Err(error) => {
+                return Ranking {
+                    order: Vec::new(),
+                    reason: Some(format!("fleet could not route: {error}")),
+                };
+            }
+        };
+        let mut state = self.lock();
+        let now = unix_now();
+        state.now_s = now;
+        state.set_hour(fleet, now);
+        // The gateway's in-flight requests at a site are its replicas' load there, spread over them.
+        for load in &mut state.loads {
+            load.decoding = 0;
+            load.waiting = 0;
+            load.prefill_free_at_s = now;
+        }
+        for candidate in candidates {
+            let Some(site) = candidate.site.as_deref().and_then(|name| fleet.site_index(name)) else {
+                continue;
+            };
+            let replicas: Vec<usize> = (0..fleet.replicas.len())
+                .filter(|&index| fleet.replicas[index].site == site && fleet.replicas[index].model == request.model)
+                .collect();
+            for (position, &replica) in replicas.iter().enumerate() {
+                let share = candidate.in_flight / replicas.len() as u32
+                    + u32::from((position as u32) < candidate.in_flight % replicas.len() as u32);
+                state.loads[replica].decoding += share;
+            }
+        }
+        let Some(choice) = self.router.choose(self.policy, &mut state, &request) else {
+            return Ranking::default();
+        };
+        let chosen = &fleet.replicas[choice.replica];
+        let chosen_site = &fleet.sites[chosen.site];
+        // The chosen site's deployments first, then the others by their network distance to the user.
+        let mut order: Vec<(f64, usize)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(index, candidate)| {
+                let site = fleet.site_index(candidate.site.as_deref()?)?;
+                let rank = if site == chosen.site {
+                    -1.0
+                } else {
+                    fleet.latency_ms[request.region][site]
+                };
+                Some((rank, index))
+            })
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let price = state.site_price[chosen.site];
+        let carbon = state.site_carbon[chosen.site];
+        Ranking {
+            order: order.into_iter().map(|(_, index)| index).collect(),
+            reason: Some(format!(
+                "fleet {}: {} for {} (est. TTFT {:.0} ms, TPOT {:.1} ms, {:.0} USD/MWh, {:.0} gCO2/kWh{})",
+                self.policy.name(),
+                chosen_site.name,
+                fleet.user_regions[request.region].name,
+                choice.ttft_ms,
+                choice.tpot_ms,
+                price,
+                carbon,
+                if choice.meets_slo { "" } else { ", SLO at risk" }
+            )),
+        }
+    }
+
+    fn explain(&self, query: &PlacementQuery) -> Result<serde_json::Value, String> {
+        let request = self.route_request(query)?;
+        let fleet = self.fleet();
+        let mut state = self.lock();
+        let now = unix_now();
+        state.now_s = now;
+        state.set_hour(fleet, now);
+        let explanation = self.router.explain(self.policy, &mut state, &request);
+        serde_json::to_value(explanation).map_err(|error| error.to_string())
+    }
+}

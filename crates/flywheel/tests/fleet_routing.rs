@@ -1,0 +1,210 @@
+//! The gateway routing live on the fleet: a `routing = "fleet"` model goes to the deployment at the site the
+//! fleet router picks (cheapest energy plus carbon among sites meeting the SLO from the user's region), says so
+//! in `x-flywheel-route`, and explains itself at `GET /admin/placement`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Server, http_client};
+use serde_json::{Value, json};
+
+const MASTER: &str = "fleet-routing-master-key";
+
+const FLEET: &str = r#"
+name = "test"
+carbon_price_usd_per_tonne = 190
+
+[slo.interactive]
+ttft_ms = 150
+tpot_ms = 100
+
+[[models]]
+name = "llama-70b"
+class = "70b"
+
+[[sites]]
+name = "dirty"
+region = "us-east-1"
+lat = 40.7
+lon = -74.0
+power_cap_mw = 1
+pue = 1.2
+price = { constant = 150 }
+carbon = { constant = 700 }
+replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]
+
+[[sites]]
+name = "clean"
+region = "ca-central-1"
+lat = 43.65
+lon = -79.38
+power_cap_mw = 1
+pue = 1.1
+price = { constant = 20 }
+carbon = { constant = 40 }
+replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]
+
+[[sites]]
+name = "tokyo"
+region = "ap-northeast-1"
+lat = 35.68
+lon = 139.69
+power_cap_mw = 1
+pue = 1.2
+price = { constant = 100 }
+carbon = { constant = 450 }
+replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]
+
+[[user_regions]]
+name = "east"
+lat = 40.7
+lon = -74.0
+share = 0.7
+latency_ms = { dirty = 5, clean = 15, tokyo = 180 }
+
+[[user_regions]]
+name = "asia"
+lat = 35.68
+lon = 139.69
+share = 0.3
+latency_ms = { dirty = 190, clean = 200, tokyo = 5 }
+"#;
+
+const GATEWAY: &str = r#"
+embedded_models = false
+
+[[models]]
+id = "llama-70b"
+routing = "fleet"
+[[models.deployments]]
+name = "dep-dirty"
+provider = "fault"
+site = "dirty"
+[[models.deployments]]
+name = "dep-clean"
+provider = "fault"
+site = "clean"
+[[models.deployments]]
+name = "dep-tokyo"
+provider = "fault"
+site = "tokyo"
+"#;
+
+async fn start(with_fleet: bool) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flywheel.toml");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(&config, GATEWAY).unwrap();
+    std::fs::write(&fleet, FLEET).unwrap();
+    let mut args = vec!["--config", config.to_str().unwrap(), "--master-key", MASTER];
+    if with_fleet {
+        args.extend(["--fleet", fleet.to_str().unwrap()]);
+    }
+    (Server::start_with(&args).await, dir)
+}
+
+/// The route header of one chat request sent with `headers`, and its status.
+async fn route_of(server: &Server, headers: &[(&str, &str)], stream: bool) -> (u16, String) {
+    let mut request = http_client()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(
+            &json!({"model": "llama-70b", "messages": [{"role": "user", "content": "hi"}],
+                      "max_tokens": 20, "stream": stream}),
+        );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let route = response
+        .headers()
+        .get("x-flywheel-route")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    response.bytes().await.unwrap();
+    (status, route)
+}
+
+#[tokio::test]
+async fn fleet_routing_follows_price_carbon_and_the_slo_and_explains_itself() {
+    let (server, _dir) = start(true).await;
+
+    // From the east, every site but Tokyo meets the 150 ms TTFT; the clean, cheap one wins.
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "east")], false).await;
+    assert_eq!(status, 200);
+    assert!(
+        route.starts_with("deployment=dep-clean; site=clean; attempts=1; fleet multi-objective: clean for east"),
+        "{route}"
+    );
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "east")], true).await;
+    assert_eq!(status, 200);
+    assert!(
+        route.starts_with("deployment=dep-clean; site=clean"),
+        "streamed: {route}"
+    );
+
+    // From Asia only Tokyo is near enough.
+    let (_, route) = route_of(
+        &server,
+        &[("x-flywheel-region", "asia"), ("x-flywheel-slo", "interactive")],
+        false,
+    )
+    .await;
+    assert!(
+        route.starts_with("deployment=dep-tokyo; site=tokyo; attempts=1; fleet multi-objective: tokyo for asia"),
+        "{route}"
+    );
+
+    // A hint the fleet does not know never fails the request: it is served, and the header says why routing
+    // could not use it.
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "mars")], false).await;
+    assert_eq!(status, 200);
+    assert!(route.contains("no user region 'mars'"), "{route}");
+
+    // The debug endpoint scores every replica.
+    let (status, body) = server
+        .call(
+            Some(MASTER),
+            "GET",
+            "/admin/placement?model=llama-70b&region=asia&prompt_tokens=500",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["policy"], "multi-objective");
+    let candidates = body["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 6);
+    let tokyo: Vec<&Value> = candidates
+        .iter()
+        .filter(|candidate| candidate["site"] == "tokyo")
+        .collect();
+    assert!(tokyo.iter().all(|candidate| candidate["meets_slo"] == true));
+    assert!(body["chosen"].as_str().unwrap().contains("tokyo"), "{body}");
+
+    let (status, body) = server
+        .call(Some(MASTER), "GET", "/admin/placement?model=gpt-9", None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("no model 'gpt-9'"),
+        "{body}"
+    );
+    let (status, _) = server.call(Some(MASTER), "GET", "/admin/placement", None).await;
+    assert_eq!(status, 400, "model is required");
+    let (status, _) = server.call(None, "GET", "/admin/placement?model=llama-70b", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn without_a_fleet_routing_still_serves_and_placement_says_what_to_configure() {
+    let (server, _dir) = start(false).await;
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "east")], false).await;
+    assert_eq!(status, 200);
+    assert!(route.starts_with("deployment=dep-"), "{route}");
+    let (status, body) = server
+        .call(Some(MASTER), "GET", "/admin/placement?model=llama-70b", None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "fleet_not_configured", "{body}");
+}
