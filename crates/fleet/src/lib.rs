@@ -9,6 +9,7 @@
 mod accelerators;
 mod chart;
 mod error;
+mod k8s;
 mod router;
 mod series;
 mod sim;
@@ -18,6 +19,7 @@ mod trace;
 pub use accelerators::{Accelerator, AcceleratorCatalog, ServingProfile};
 pub use chart::write_simulation_charts;
 pub use error::FleetError;
+pub use k8s::{K8sOptions, Manifest, kubernetes_manifests, write_kubernetes_manifests};
 pub use router::{CandidateScore, Choice, Explanation, FleetState, Policy, ReplicaLoad, RouteRequest, Router};
 pub use series::{HourlySeries, NegativePrices, SeriesKind};
 pub use sim::{SimulationOptions, SimulationReport, SiteReport, simulate};
