@@ -12,9 +12,9 @@ use k8s_openapi::api::autoscaling::v2::{
     ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-    Namespace, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Toleration,
-    Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Namespace,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -219,7 +219,10 @@ fn replica_groups(fleet: &Fleet) -> Vec<ReplicaGroup> {
                 .accelerators
                 .get(accelerator)
                 .map_or("accelerator", |accelerator| accelerator.name.as_str());
-            let wanted = format!("{}-{}-{accelerator_name}", fleet.sites[site].name, fleet.models[model].name);
+            let wanted = format!(
+                "{}-{}-{accelerator_name}",
+                fleet.sites[site].name, fleet.models[model].name
+            );
             ReplicaGroup {
                 name: unique_label(&wanted, &mut taken),
                 site,
@@ -259,7 +262,8 @@ fn accelerator(fleet: &Fleet, index: usize) -> Result<&crate::Accelerator, Fleet
 }
 
 fn replica_count(count: u32, name: &str) -> Result<i32, FleetError> {
-    i32::try_from(count).map_err(|_| FleetError::Export(format!("{name}: {count} replicas is more than Kubernetes counts")))
+    i32::try_from(count)
+        .map_err(|_| FleetError::Export(format!("{name}: {count} replicas is more than Kubernetes counts")))
 }
 
 fn config_map(fleet: &Fleet, groups: &[ReplicaGroup], options: &K8sOptions) -> Result<ConfigMap, FleetError> {
@@ -630,14 +634,17 @@ fn shortened(label: &str, length: usize) -> &str {
 /// A stable 32-bit FNV-1a hash: unlike std's hasher its values never change between Rust releases, so
 /// neither do the names built from them.
 fn fnv1a(text: &str) -> u32 {
-    text.bytes()
-        .fold(0x811c_9dc5, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+    text.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn is_dns1123_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.len() <= MAX_LABEL_LEN
-        && bytes.iter().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -648,7 +655,9 @@ fn is_label_value(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.is_empty()
         || (bytes.len() <= MAX_LABEL_LEN
-            && bytes.iter().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(byte))
+            && bytes
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(byte))
             && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
             && bytes.last().is_some_and(u8::is_ascii_alphanumeric))
 }
