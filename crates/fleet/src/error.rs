@@ -35,6 +35,9 @@ pub enum FleetError {
     /// A request to the router or planner names something the fleet does not have.
     #[error("{0}")]
     Unknown(String),
+    /// The fleet cannot be written as Kubernetes objects: a value a cluster would refuse, and which one.
+    #[error("kubernetes export: {0}")]
+    Export(String),
 }
 
 fn line_suffix(line: usize) -> String {

@@ -302,6 +302,26 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_export_writes_a_config_flywheel_up_accepts() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fleet/example.toml");
+        let fleet = fleet::Fleet::read(&example).unwrap();
+        let manifests = fleet::kubernetes_manifests(&fleet, &fleet::K8sOptions::default()).unwrap();
+        let config_map = manifests
+            .iter()
+            .find(|manifest| manifest.file_name == "flywheel-config.configmap.yaml")
+            .unwrap();
+        let config_map: serde_json::Value = serde_yaml_ng::from_str(&config_map.yaml).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flywheel.toml");
+        std::fs::write(&path, config_map["data"]["flywheel.toml"].as_str().unwrap()).unwrap();
+        let settings = settings(Some(&path), None, None).unwrap();
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+        assert!(!settings.embedded_models);
+        assert_eq!(settings.models.len(), 1);
+        assert_eq!(settings.models[0].deployments.len(), 6);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flywheel.toml");

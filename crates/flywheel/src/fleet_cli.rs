@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use fleet::{Fleet, FleetState, Policy, RouteRequest, Router, SimulationOptions, Trace};
+use fleet::{Fleet, FleetState, K8sOptions, Policy, RouteRequest, Router, SimulationOptions, Trace};
 
 /// `flywheel fleet` flags.
 #[derive(Args)]
@@ -93,6 +93,34 @@ enum FleetCommand {
         /// Print one JSON object per policy, one per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Write deployment manifests for the fleet.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportTarget {
+    /// Kubernetes: a namespace, the gateway, and a vLLM Deployment with its Service, autoscaler and
+    /// disruption budget per replica group, plus a kustomization.yaml (`kubectl apply -k OUT`).
+    K8s {
+        /// The fleet description (TOML).
+        #[arg(long)]
+        fleet: PathBuf,
+        /// The directory to write into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The namespace [default: flywheel]
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The gateway's image [default: flywheel:latest]
+        #[arg(long)]
+        gateway_image: Option<String>,
+        /// The model servers' image [default: vllm/vllm-openai:latest]
+        #[arg(long)]
+        model_image: Option<String>,
     },
 }
 
@@ -221,6 +249,36 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
                 }
             } else {
                 print_simulation_table(&reports);
+            }
+            Ok(())
+        }
+        FleetCommand::Export {
+            target:
+                ExportTarget::K8s {
+                    fleet: fleet_path,
+                    out,
+                    namespace,
+                    gateway_image,
+                    model_image,
+                },
+        } => {
+            // Read once: the same text is parsed and kept in the ConfigMap.
+            let fleet_toml = std::fs::read_to_string(&fleet_path).map_err(|cause| fleet::FleetError::Io {
+                path: fleet_path.clone(),
+                cause,
+            })?;
+            let fleet = Fleet::parse(&fleet_path, &fleet_toml)?;
+            // Unset flags keep the library's defaults, so they are written down in one place.
+            let defaults = K8sOptions::default();
+            let options = K8sOptions {
+                namespace: namespace.unwrap_or(defaults.namespace),
+                gateway_image: gateway_image.unwrap_or(defaults.gateway_image),
+                model_image: model_image.unwrap_or(defaults.model_image),
+                fleet_toml: Some(fleet_toml),
+            };
+            let manifests = fleet::kubernetes_manifests(&fleet, &options)?;
+            for path in fleet::write_kubernetes_manifests(&out, &manifests)? {
+                outln!("wrote {}", path.display());
             }
             Ok(())
         }

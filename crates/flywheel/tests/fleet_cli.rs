@@ -1,5 +1,5 @@
-//! `flywheel fleet ...` end to end: the shipped example fleet replayed under every policy, and bad input as
-//! one readable line with a non-zero exit.
+//! `flywheel fleet ...` end to end: the shipped example fleet replayed under every policy and exported as
+//! Kubernetes manifests, and bad input as one readable line with a non-zero exit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -219,4 +219,67 @@ fn plan_places_grows_and_names_what_binds() {
     ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("max utilization must be in (0, 1]"));
+}
+
+fn export_k8s(fleet: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "fleet",
+        "export",
+        "k8s",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    flywheel(&args)
+}
+
+#[test]
+fn export_k8s_writes_every_manifest_and_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    let directory = out.path().join("manifests");
+    let output = export_k8s(&data("example.toml"), &directory, &["--namespace", "inference"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let written: Vec<&str> = stdout
+        .lines()
+        .map(|line| line.strip_prefix("wrote ").unwrap())
+        .collect();
+    // Namespace, ConfigMap, the gateway's four objects, four per replica group (six), kustomization.yaml.
+    assert_eq!(written.len(), 31, "{stdout}");
+    for path in &written {
+        assert!(
+            Path::new(path).starts_with(&directory) && Path::new(path).is_file(),
+            "{path}"
+        );
+    }
+    let kustomization = std::fs::read_to_string(directory.join("kustomization.yaml")).unwrap();
+    assert!(
+        kustomization.contains("flywheel-gateway.deployment.yaml"),
+        "{kustomization}"
+    );
+    let namespace = std::fs::read_to_string(directory.join("inference.namespace.yaml")).unwrap();
+    assert!(namespace.contains("name: inference"), "{namespace}");
+    let config = std::fs::read_to_string(directory.join("flywheel-config.configmap.yaml")).unwrap();
+    assert!(config.contains("fleet.toml") && config.contains("virginia"), "{config}");
+}
+
+#[test]
+fn export_k8s_failures_are_one_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let a_file = directory.path().join("a-file");
+    std::fs::write(&a_file, "not a directory").unwrap();
+    let example = data("example.toml");
+    let missing = directory.path().join("missing.toml");
+    for (fleet, out, says) in [
+        (&missing, directory.path().to_path_buf(), "missing.toml"),
+        (&example, a_file.join("manifests"), "a-file/manifests"),
+    ] {
+        let output = export_k8s(fleet, &out, &[]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(says), "{stderr}");
+    }
 }
