@@ -10,6 +10,7 @@ mod accelerators;
 mod chart;
 mod demand;
 mod error;
+mod health;
 mod k8s;
 mod plan;
 mod router;
@@ -22,6 +23,7 @@ pub use accelerators::{Accelerator, AcceleratorCatalog, ModelClass, ServingProfi
 pub use chart::write_simulation_charts;
 pub use demand::{Demand, DemandRow};
 pub use error::FleetError;
+pub use health::ServerMetrics;
 pub use k8s::{K8sOptions, Manifest, kubernetes_manifests, write_kubernetes_manifests};
 pub use plan::{
     CapacityStep, Flow, Inventory, Placement, Plan, PlanOptions, PlanTotals, Sensitivity, SiteCapacity, SitePlan,

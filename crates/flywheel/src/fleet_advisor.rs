@@ -4,11 +4,22 @@
 //!
 //! Gateway deployments meet fleet replicas by site: a deployment with `site = "toronto"` stands for the fleet's
 //! replicas of that model at Toronto. A gateway model meets a fleet model by name.
+//!
+//! Replicas with an `endpoint` are also checked actively: every few seconds their server's `/health` decides
+//! whether they are in rotation, and its `/metrics` (vLLM, SGLang, llama.cpp, TGI) gives requests running and
+//! queued and KV-cache use, which replace the gateway's own count when higher. Passive failures are the
+//! gateway's circuit breakers, which take a failing deployment out of rotation on their own.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use fleet::{Fleet, FleetState, Policy, RouteRequest, Router};
+use fleet::{Fleet, FleetState, Policy, RouteRequest, Router, ServerMetrics};
 use gateway::{Candidate, PlacementAdvisor, PlacementQuery, Ranking};
+use serde::Serialize;
+
+/// How often each replica's server is checked, and how long one check may take.
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Ranks deployments with the fleet router.
 pub struct FleetAdvisor {
@@ -16,16 +27,99 @@ pub struct FleetAdvisor {
     policy: Policy,
     /// Load, power and the hour's prices, refreshed from the gateway's counts on every decision.
     state: Mutex<FleetState>,
+    /// The last active check of each replica, as [`Fleet::replicas`].
+    health: RwLock<Vec<ReplicaHealth>>,
+}
+
+/// What the last check of one replica's server found.
+#[derive(Debug, Clone, Default, Serialize)]
+struct ReplicaHealth {
+    replica: String,
+    endpoint: Option<String>,
+    /// Whether a check has answered yet; unchecked replicas (no endpoint, or before the first check) count as
+    /// healthy.
+    checked: bool,
+    healthy: bool,
+    /// Why the last check failed.
+    error: Option<String>,
+    metrics: ServerMetrics,
 }
 
 impl FleetAdvisor {
     /// An advisor over `fleet` (kept for the life of the process, as the gateway holds the advisor).
     pub fn new(fleet: Fleet, policy: Policy) -> FleetAdvisor {
         let fleet: &'static Fleet = Box::leak(Box::new(fleet));
+        let health = fleet
+            .replicas
+            .iter()
+            .map(|replica| ReplicaHealth {
+                replica: replica.name.clone(),
+                endpoint: replica.endpoint.clone(),
+                healthy: true,
+                ..ReplicaHealth::default()
+            })
+            .collect();
         FleetAdvisor {
             router: Router::new(fleet),
             policy,
             state: Mutex::new(FleetState::idle(fleet, unix_now())),
+            health: RwLock::new(health),
+        }
+    }
+
+    /// Checks every replica that has an endpoint, all at once, every [`CHECK_INTERVAL`], until the process
+    /// ends. Returns at once when no replica has an endpoint.
+    pub async fn check_replicas(self: Arc<Self>) {
+        let endpoints: Vec<(usize, String)> = self
+            .fleet()
+            .replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(index, replica)| Some((index, server_root(replica.endpoint.as_deref()?))))
+            .collect();
+        if endpoints.is_empty() {
+            return;
+        }
+        let client = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "cannot build the client for replica health checks; replicas stay in rotation");
+                return;
+            }
+        };
+        loop {
+            let mut checks = tokio::task::JoinSet::new();
+            for (index, root) in &endpoints {
+                let (client, root, index) = (client.clone(), root.clone(), *index);
+                checks.spawn(async move { (index, check(&client, &root).await) });
+            }
+            while let Some(Ok((index, outcome))) = checks.join_next().await {
+                let mut health = self.health.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let Some(entry) = health.get_mut(index) else {
+                    continue;
+                };
+                if entry.checked && entry.healthy != outcome.is_ok() {
+                    tracing::warn!(
+                        replica = entry.replica,
+                        healthy = outcome.is_ok(),
+                        "replica health changed"
+                    );
+                }
+                entry.checked = true;
+                match outcome {
+                    Ok(metrics) => {
+                        entry.healthy = true;
+                        entry.error = None;
+                        entry.metrics = metrics;
+                    }
+                    Err(error) => {
+                        entry.healthy = false;
+                        entry.error = Some(error);
+                        entry.metrics = ServerMetrics::default();
+                    }
+                }
+            }
+            tokio::time::sleep(CHECK_INTERVAL).await;
         }
     }
 
@@ -71,10 +165,48 @@ impl FleetAdvisor {
         })
     }
 
+    /// Takes failed replicas out of rotation and raises loads to what their servers report.
+    fn apply_health(&self, state: &mut FleetState) {
+        let health = self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (load, replica) in state.loads.iter_mut().zip(health.iter()) {
+            load.healthy = !replica.checked || replica.healthy;
+            if let Some(running) = replica.metrics.running {
+                load.decoding = load.decoding.max(running as u32);
+            }
+            if let Some(waiting) = replica.metrics.waiting {
+                load.waiting = waiting as u32;
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FleetState> {
         // The state is plain numbers rewritten on every decision; a panic elsewhere cannot corrupt it.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The server's root from its OpenAI-compatible base URL (`http://host:8000/v1` serves `/health` at
+/// `http://host:8000/health`).
+fn server_root(endpoint: &str) -> String {
+    let trimmed = endpoint.trim_end_matches('/');
+    trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned()
+}
+
+/// One check: `/health` must answer 2xx; `/metrics` is read when the server has it.
+async fn check(client: &reqwest::Client, root: &str) -> Result<ServerMetrics, String> {
+    let response = client
+        .get(format!("{root}/health"))
+        .send()
+        .await
+        .map_err(|error| format!("GET {root}/health: {error}"))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {root}/health answered {}", response.status()));
+    }
+    let metrics = match client.get(format!("{root}/metrics")).send().await {
+        Ok(response) if response.status().is_success() => response.text().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(ServerMetrics::parse(&metrics))
 }
 
 fn unix_now() -> f64 {
@@ -117,6 +249,7 @@ impl PlacementAdvisor for FleetAdvisor {
                 state.loads[replica].decoding += share;
             }
         }
+        self.apply_health(&mut state);
         let Some(choice) = self.router.choose(self.policy, &mut state, &request) else {
             return Ranking::default();
         };
@@ -162,7 +295,14 @@ impl PlacementAdvisor for FleetAdvisor {
         let now = unix_now();
         state.now_s = now;
         state.set_hour(fleet, now);
+        self.apply_health(&mut state);
         let explanation = self.router.explain(self.policy, &mut state, &request);
-        serde_json::to_value(explanation).map_err(|error| error.to_string())
+        let mut body = serde_json::to_value(explanation).map_err(|error| error.to_string())?;
+        let health = self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let health = serde_json::to_value(&*health).map_err(|error| error.to_string())?;
+        if let Some(object) = body.as_object_mut() {
+            object.insert("health".to_owned(), health);
+        }
+        Ok(body)
     }
 }

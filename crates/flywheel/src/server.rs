@@ -74,10 +74,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             policy = settings.fleet_policy.name(),
             "fleet routing on for models with routing = \"fleet\""
         );
-        gateway.set_placement_advisor(std::sync::Arc::new(crate::fleet_advisor::FleetAdvisor::new(
-            fleet,
-            settings.fleet_policy,
-        )));
+        let advisor = std::sync::Arc::new(crate::fleet_advisor::FleetAdvisor::new(fleet, settings.fleet_policy));
+        tokio::spawn(std::sync::Arc::clone(&advisor).check_replicas());
+        gateway.set_placement_advisor(advisor);
     }
     if gateway.auth_enabled() {
         tracing::info!("auth on: requests need the master key or a tenant's virtual key");

@@ -5,6 +5,10 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use common::{Server, http_client};
 use serde_json::{Value, json};
 
@@ -91,16 +95,44 @@ site = "tokyo"
 "#;
 
 async fn start(with_fleet: bool) -> (Server, tempfile::TempDir) {
+    start_with_fleet(with_fleet.then_some(FLEET)).await
+}
+
+async fn start_with_fleet(fleet_text: Option<&str>) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("flywheel.toml");
     let fleet = dir.path().join("fleet.toml");
     std::fs::write(&config, GATEWAY).unwrap();
-    std::fs::write(&fleet, FLEET).unwrap();
     let mut args = vec!["--config", config.to_str().unwrap(), "--master-key", MASTER];
-    if with_fleet {
+    if let Some(text) = fleet_text {
+        std::fs::write(&fleet, text).unwrap();
         args.extend(["--fleet", fleet.to_str().unwrap()]);
     }
     (Server::start_with(&args).await, dir)
+}
+
+/// A model server's health and metrics endpoints (vLLM's paths and metric names), whose health can be turned
+/// off to inject a failure; returns its OpenAI-compatible base URL.
+async fn model_server_health(healthy: Arc<AtomicBool>) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(move || {
+                let healthy = healthy.load(Ordering::SeqCst);
+                async move { if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE } }
+            }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"llama-70b\"} 3\n\
+                 vllm:num_requests_waiting{model_name=\"llama-70b\"} 1\nvllm:kv_cache_usage_perc{model_name=\"llama-70b\"} 0.5\n"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/v1")
 }
 
 /// The route header of one chat request sent with `headers`, and its status.
@@ -207,4 +239,82 @@ async fn without_a_fleet_routing_still_serves_and_placement_says_what_to_configu
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "fleet_not_configured", "{body}");
+}
+
+#[tokio::test]
+async fn replicas_that_fail_their_health_check_leave_rotation_and_their_metrics_are_their_load() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let endpoint = model_server_health(Arc::clone(&healthy)).await;
+    let clean_replicas = r#"name = "clean"
+region = "ca-central-1"
+lat = 43.65
+lon = -79.38
+power_cap_mw = 1
+pue = 1.1
+price = { constant = 20 }
+carbon = { constant = 40 }
+replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]"#;
+    assert!(FLEET.contains(clean_replicas));
+    let fleet = FLEET.replace(
+        clean_replicas,
+        &clean_replicas.replace("count = 2 }", &format!("count = 2, endpoint = \"{endpoint}\" }}")),
+    );
+    let (server, _dir) = start_with_fleet(Some(&fleet)).await;
+    let health_of = |body: &Value| -> Vec<Value> {
+        body["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["endpoint"].is_string())
+            .cloned()
+            .collect()
+    };
+
+    let placement = || async {
+        let (status, body) = server
+            .call(
+                Some(MASTER),
+                "GET",
+                "/admin/placement?model=llama-70b&region=east",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let mut checked = Vec::new();
+    for _ in 0..100 {
+        checked = health_of(&placement().await);
+        if checked.iter().all(|entry| entry["checked"] == true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(checked.len(), 2, "{checked:?}");
+    for entry in &checked {
+        assert_eq!(entry["healthy"], true, "{entry}");
+        assert_eq!(entry["metrics"]["running"], 3.0, "{entry}");
+        assert_eq!(entry["metrics"]["waiting"], 1.0, "{entry}");
+        assert_eq!(entry["metrics"]["kv_cache_usage"], 0.5, "{entry}");
+    }
+    let (_, route) = route_of(&server, &[("x-flywheel-region", "east")], false).await;
+    assert!(route.contains("site=clean"), "{route}");
+
+    healthy.store(false, Ordering::SeqCst);
+    let mut route = String::new();
+    for _ in 0..100 {
+        route = route_of(&server, &[("x-flywheel-region", "east")], false).await.1;
+        if !route.contains("site=clean") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        route.starts_with("deployment=dep-dirty; site=dirty"),
+        "the next best site takes over: {route}"
+    );
+    for entry in health_of(&placement().await) {
+        assert_eq!(entry["healthy"], false, "{entry}");
+        assert!(entry["error"].as_str().unwrap().contains("answered 503"), "{entry}");
+    }
 }
