@@ -192,6 +192,9 @@ struct GatewayConfig<'a> {
 #[derive(Serialize)]
 struct GatewayModel<'a> {
     id: &'a str,
+    /// `fleet`: the gateway asks the fleet router when started with `--fleet`, and weighs its deployments
+    /// evenly otherwise.
+    routing: &'static str,
     deployments: Vec<GatewayDeployment<'a>>,
 }
 
@@ -273,6 +276,7 @@ fn config_map(fleet: &Fleet, groups: &[ReplicaGroup], options: &K8sOptions) -> R
         .enumerate()
         .map(|(index, model)| GatewayModel {
             id: &model.name,
+            routing: "fleet",
             deployments: groups
                 .iter()
                 .filter(|group| group.model == index)
