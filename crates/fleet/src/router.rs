@@ -108,6 +108,8 @@ pub struct FleetState {
     /// Grid carbon at each site this hour, gCO2eq/kWh.
     pub site_carbon: Vec<f64>,
     round_robin_next: Vec<usize>,
+    /// Sites in the order the multi-objective policy visits them, reused so that routing never allocates.
+    site_order: Vec<(f64, usize)>,
 }
 
 impl FleetState {
@@ -124,6 +126,7 @@ impl FleetState {
             site_price: vec![0.0; fleet.sites.len()],
             site_carbon: vec![0.0; fleet.sites.len()],
             round_robin_next: vec![0; fleet.models.len()],
+            site_order: Vec::with_capacity(fleet.sites.len()),
         };
         state.set_hour(fleet, unix_s);
         state
@@ -195,11 +198,42 @@ pub struct Explanation {
     pub candidates: Vec<CandidateScore>,
 }
 
-/// A router over one fleet: the replicas of each model, indexed once.
+/// A router over one fleet: the replicas of each model, indexed once, also by site.
 #[derive(Debug, Clone)]
 pub struct Router<'a> {
     fleet: &'a Fleet,
     by_model: Vec<Vec<usize>>,
+    /// Per model, each site holding replicas of it, with the least energy any of them can spend per token.
+    by_model_site: Vec<Vec<SiteReplicas>>,
+}
+
+/// The multi-objective policy's running bests: (replica, value) for the lowest score among replicas meeting
+/// the SLO within their cap, the fastest within its cap, and the fastest.
+#[derive(Default)]
+struct MultiObjectiveBests {
+    feasible: Option<(usize, f64)>,
+    within_cap: Option<(usize, f64)>,
+    fastest: Option<(usize, f64)>,
+}
+
+impl MultiObjectiveBests {
+    fn choice(&self) -> Option<usize> {
+        self.feasible
+            .or(self.within_cap)
+            .or(self.fastest)
+            .map(|(replica, _)| replica)
+    }
+}
+
+/// A model's replicas at one site, and a floor under the energy any of them spends on a request.
+#[derive(Debug, Clone)]
+struct SiteReplicas {
+    site: usize,
+    replicas: Vec<usize>,
+    /// Least Wh per prompt token and per output token (at the fullest batch) over these replicas, facility
+    /// overhead included: `prompt x this + output x that` never exceeds a request's estimated energy here.
+    min_wh_per_prompt_token: f64,
+    min_wh_per_output_token: f64,
 }
 
 /// Keep this share of the TTFT target as headroom for estimation error.
@@ -218,10 +252,37 @@ impl<'a> Router<'a> {
     /// Indexes `fleet`'s replicas by model.
     pub fn new(fleet: &'a Fleet) -> Self {
         let mut by_model = vec![Vec::new(); fleet.models.len()];
+        let mut by_model_site: Vec<Vec<SiteReplicas>> = vec![Vec::new(); fleet.models.len()];
         for (index, replica) in fleet.replicas.iter().enumerate() {
             by_model[replica.model].push(index);
+            let scale = replica.accelerators as f64 * fleet.sites[replica.site].pue / 3600.0;
+            let profile = &replica.profile;
+            let per_prompt_token = (replica.prefill_w - replica.idle_w) * scale / profile.prefill_tokens_per_s;
+            // Decode energy per token is step(batch) / batch x the decode power above idle: smallest at one
+            // end of the batch range, whichever sign that power has.
+            let decode_w = (replica.decode_w - replica.idle_w) * scale;
+            let per_output_token = (profile.step_s(1) * decode_w)
+                .min(profile.step_s(profile.max_batch) / profile.max_batch as f64 * decode_w);
+            let sites = &mut by_model_site[replica.model];
+            match sites.iter_mut().find(|entry| entry.site == replica.site) {
+                Some(entry) => {
+                    entry.replicas.push(index);
+                    entry.min_wh_per_prompt_token = entry.min_wh_per_prompt_token.min(per_prompt_token);
+                    entry.min_wh_per_output_token = entry.min_wh_per_output_token.min(per_output_token);
+                }
+                None => sites.push(SiteReplicas {
+                    site: replica.site,
+                    replicas: vec![index],
+                    min_wh_per_prompt_token: per_prompt_token,
+                    min_wh_per_output_token: per_output_token,
+                }),
+            }
         }
-        Router { fleet, by_model }
+        Router {
+            fleet,
+            by_model,
+            by_model_site,
+        }
     }
 
     /// The fleet.
@@ -353,46 +414,98 @@ impl<'a> Router<'a> {
             Policy::Nearest => self.best_site(state, request.model, |site| self.fleet.latency_ms[request.region][site]),
             Policy::CheapestEnergy => self.best_site(state, request.model, |site| state.site_price[site]),
             Policy::LowestCarbon => self.best_site(state, request.model, |site| state.site_carbon[site]),
-            Policy::MultiObjective => self.multi_objective(state, request),
+            Policy::MultiObjective => {
+                let mut order = std::mem::take(&mut state.site_order);
+                let chosen = self.multi_objective(state, request, &mut order);
+                state.site_order = order;
+                chosen
+            }
         }?;
         Some(self.choice(state, request, chosen))
     }
 
     /// Lowest priced energy and carbon among replicas that meet the SLO (with headroom) within their site's cap;
     /// failing that, the fastest within the cap; failing that, the fastest.
-    fn multi_objective(&self, state: &FleetState, request: &RouteRequest) -> Option<usize> {
+    ///
+    /// Sites are visited cheapest floor first (the least energy a request could cost there, at this hour's
+    /// price and carbon), and the visit stops once the next floor is above the best feasible score found: the
+    /// choice is the same as scoring every replica (ties go to the lowest replica index either way), in a
+    /// fraction of the work.
+    fn multi_objective(
+        &self,
+        state: &FleetState,
+        request: &RouteRequest,
+        order: &mut Vec<(f64, usize)>,
+    ) -> Option<usize> {
+        let sites = self.by_model_site.get(request.model)?;
+        order.clear();
+        for (position, entry) in sites.iter().enumerate() {
+            let floor_wh = request.prompt_tokens as f64 * entry.min_wh_per_prompt_token
+                + request.output_tokens as f64 * entry.min_wh_per_output_token;
+            let cost_per_wh = self.objective_micros(state, entry.site, 1.0);
+            // With a negative price the floor bounds nothing: such a site is visited first.
+            let floor = if cost_per_wh < 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                floor_wh * cost_per_wh
+            };
+            order.push((floor, position));
+        }
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut bests = MultiObjectiveBests::default();
+        for &(floor, position) in order.iter() {
+            if bests.feasible.is_some_and(|(_, best)| floor > best) {
+                break;
+            }
+            for &replica in &sites[position].replicas {
+                self.score_multi_objective(state, request, replica, &mut bests);
+            }
+        }
+        bests.choice()
+    }
+
+    /// Scores one replica for the multi-objective policy into the running bests; on equal values the lower
+    /// replica index wins, whatever order replicas are visited in.
+    fn score_multi_objective(
+        &self,
+        state: &FleetState,
+        request: &RouteRequest,
+        replica: usize,
+        bests: &mut MultiObjectiveBests,
+    ) {
         let slo = self.fleet.slo_classes[request.slo].1;
-        let mut best_feasible: Option<(usize, f64)> = None;
-        let mut fastest_within_cap: Option<(usize, f64)> = None;
-        let mut fastest: Option<(usize, f64)> = None;
-        for &replica in &self.by_model[request.model] {
+        let MultiObjectiveBests {
+            feasible: best_feasible,
+            within_cap: fastest_within_cap,
+            fastest,
+        } = bests;
+        let better = |candidate: f64, best: &Option<(usize, f64)>| {
+            best.is_none_or(|(best_replica, best)| candidate < best || (candidate == best && replica < best_replica))
+        };
+        {
             if !state.loads[replica].healthy {
-                continue;
+                return;
             }
             let estimate = self.estimate(state, request, replica);
             let site = self.fleet.replicas[replica].site;
             let within_cap = state.site_power_w[site] + estimate.power_increase_w <= self.fleet.sites[site].power_cap_w;
-            if fastest.is_none_or(|(_, ttft)| estimate.ttft_ms < ttft) {
-                fastest = Some((replica, estimate.ttft_ms));
+            if better(estimate.ttft_ms, fastest) {
+                *fastest = Some((replica, estimate.ttft_ms));
             }
             if !within_cap {
-                continue;
+                return;
             }
-            if fastest_within_cap.is_none_or(|(_, ttft)| estimate.ttft_ms < ttft) {
-                fastest_within_cap = Some((replica, estimate.ttft_ms));
+            if better(estimate.ttft_ms, fastest_within_cap) {
+                *fastest_within_cap = Some((replica, estimate.ttft_ms));
             }
             if estimate.ttft_ms <= slo.ttft_ms * TTFT_HEADROOM && estimate.tpot_ms <= slo.tpot_ms {
                 // Ties (equal price) go to the replica with less queued work.
                 let score = self.objective_micros(state, site, estimate.energy_wh) + estimate.backlog_s * 1e-3;
-                if best_feasible.is_none_or(|(_, best)| score < best) {
-                    best_feasible = Some((replica, score));
+                if better(score, best_feasible) {
+                    *best_feasible = Some((replica, score));
                 }
             }
         }
-        best_feasible
-            .or(fastest_within_cap)
-            .or(fastest)
-            .map(|(replica, _)| replica)
     }
 
     /// Chooses as [`Router::choose`] does and says why, with every candidate's scores.
@@ -452,6 +565,54 @@ impl<'a> Router<'a> {
             chosen,
             reason,
             candidates,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::demand::tests::example;
+
+    /// The multi-objective choice by scoring every replica in fleet order, with no site pruning.
+    fn every_replica_scored(router: &Router, state: &FleetState, request: &RouteRequest) -> Option<usize> {
+        let mut bests = MultiObjectiveBests::default();
+        for &replica in &router.by_model[request.model] {
+            router.score_multi_objective(state, request, replica, &mut bests);
+        }
+        bests.choice()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn pruning_sites_never_changes_the_multi_objective_choice(
+            loads in prop::collection::vec((0u32..80, 0u32..10, 0.0f64..5.0, prop::bool::weighted(0.9)), 56),
+            site_power in prop::collection::vec(0.0f64..0.02e6, 6),
+            hour in 0i64..720,
+            requests in prop::collection::vec((1u32..8000, 1u32..1000, 0usize..5, 0usize..2), 1..20),
+        ) {
+            let fleet = example();
+            let router = Router::new(&fleet);
+            let now = 1_698_796_800.0 + hour as f64 * 3600.0;
+            let mut state = FleetState::idle(&fleet, now);
+            for (load, (decoding, waiting, backlog, healthy)) in state.loads.iter_mut().zip(&loads) {
+                load.decoding = *decoding;
+                load.waiting = *waiting;
+                load.prefill_free_at_s = now + backlog;
+                load.healthy = *healthy;
+            }
+            state.site_power_w.copy_from_slice(&site_power);
+            for (prompt_tokens, output_tokens, region, slo) in requests {
+                let request = RouteRequest { model: 0, prompt_tokens, output_tokens, region, slo };
+                let expected = every_replica_scored(&router, &state, &request);
+                let chosen = router.choose(Policy::MultiObjective, &mut state, &request).map(|choice| choice.replica);
+                prop_assert_eq!(chosen, expected);
+            }
         }
     }
 }
