@@ -584,16 +584,31 @@ impl<'a> Problem<'a> {
             }
         };
         let mut reasons = Vec::new();
-        for (site_index, slack_w) in solved.power_slack_w.iter().enumerate() {
-            if *slack_w > 1.0 {
-                let site = &self.fleet.sites[site_index];
-                reasons.push(format!(
-                    "power cap at {}: the demand needs {:.3} MW there against its {:.3} MW cap",
-                    site.name,
-                    (site.power_cap_w + slack_w) / 1e6,
-                    site.power_cap_w / 1e6
-                ));
-            }
+        let short_w: f64 = solved.power_slack_w.iter().filter(|slack| **slack > 1.0).sum();
+        if short_w > 0.0 {
+            // Which sites get the extra power is one cheapest choice among many; the shortfall is the fact.
+            let additions: Vec<String> = solved
+                .power_slack_w
+                .iter()
+                .zip(&self.fleet.sites)
+                .filter(|(slack, _)| **slack > 1.0)
+                .map(|(slack, site)| {
+                    format!(
+                        "{} needs {:.3} MW against its {:.3} MW cap",
+                        site.name,
+                        (site.power_cap_w + slack) / 1e6,
+                        site.power_cap_w / 1e6
+                    )
+                })
+                .collect();
+            let caps_w: f64 = self.fleet.sites.iter().map(|site| site.power_cap_w).sum();
+            reasons.push(format!(
+                "power caps: serving the demand needs {:.3} MW more than the sites' caps allow ({:.3} MW in all); \
+                 the cheapest way: {}",
+                short_w / 1e6,
+                caps_w / 1e6,
+                additions.join(", ")
+            ));
         }
         for ((site_index, accelerator_index), slack) in &solved.chip_slack {
             if *slack > 1e-6 {

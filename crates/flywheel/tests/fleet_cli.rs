@@ -195,7 +195,10 @@ fn plan_places_grows_and_names_what_binds() {
         ])
     };
     for (demand, expected) in [
-        (too_much.as_path(), "error: infeasible: power cap at "),
+        (
+            too_much.as_path(),
+            "error: infeasible: power caps: serving the demand needs ",
+        ),
         (
             bad_rate.as_path(),
             "bad-rate.csv:2: requests_per_s: 'lots' is not a number >= 0",

@@ -84,8 +84,15 @@ fn demand_above_every_cap_names_the_power_caps() {
     let fleet = example();
     let demand = example_demand(&fleet).scaled(4.0);
     let error = plan(&fleet, &demand, &PlanOptions::default()).unwrap_err().to_string();
-    assert!(error.starts_with("infeasible: power cap at "), "{error}");
-    assert!(error.contains("MW there against its"), "{error}");
+    assert!(
+        error.starts_with("infeasible: power caps: serving the demand needs "),
+        "{error}"
+    );
+    assert!(
+        error.contains("MW more than the sites' caps allow (0.078 MW in all)"),
+        "{error}"
+    );
+    assert!(error.contains(" MW against its 0.0"), "{error}");
 }
 
 #[test]
