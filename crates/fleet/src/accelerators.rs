@@ -123,10 +123,15 @@ pub struct ModelClass {
 const USABLE_MEMORY_SHARE: f64 = 0.9;
 
 impl ModelClass {
+    /// The memory a model server may fill on `chips` chips of `memory_gb` each, in GB.
+    pub fn usable_memory_gb(memory_gb: f64, chips: u32) -> f64 {
+        memory_gb * chips as f64 * USABLE_MEMORY_SHARE
+    }
+
     /// How many sequences of `context_tokens` fit beside the weights on `chips` chips of `memory_gb` each
     /// (0 when the weights alone do not fit).
     pub fn sequences_in_memory(&self, memory_gb: f64, chips: u32, context_tokens: f64) -> u32 {
-        let free_bytes = (memory_gb * chips as f64 * USABLE_MEMORY_SHARE - self.weights_gb) * 1e9;
+        let free_bytes = (Self::usable_memory_gb(memory_gb, chips) - self.weights_gb) * 1e9;
         if free_bytes <= 0.0 {
             return 0;
         }

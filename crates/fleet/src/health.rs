@@ -40,6 +40,7 @@ impl ServerMetrics {
     /// so a server that adds metrics or a half-written line never breaks routing.
     pub fn parse(text: &str) -> ServerMetrics {
         let mut metrics = ServerMetrics::default();
+        let mut kv_cache_samples = 0usize;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -53,6 +54,7 @@ impl ServerMetrics {
             } else if WAITING.contains(&name) {
                 &mut metrics.waiting
             } else if KV_CACHE.contains(&name) {
+                kv_cache_samples += 1;
                 &mut metrics.kv_cache_usage
             } else {
                 continue;
@@ -61,13 +63,7 @@ impl ServerMetrics {
         }
         // Cache usage is a share: several label sets (one per model or engine) are averaged, not summed.
         if let Some(usage) = metrics.kv_cache_usage {
-            let count = text
-                .lines()
-                .filter_map(|line| sample(line.trim()))
-                .filter(|(name, _)| KV_CACHE.contains(name))
-                .count()
-                .max(1);
-            metrics.kv_cache_usage = Some((usage / count as f64).clamp(0.0, 1.0));
+            metrics.kv_cache_usage = Some((usage / kv_cache_samples.max(1) as f64).clamp(0.0, 1.0));
         }
         metrics
     }

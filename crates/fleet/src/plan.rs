@@ -16,7 +16,7 @@ use good_lp::{
 };
 use serde::Serialize;
 
-use crate::{Demand, Fleet, FleetError, ServingProfile};
+use crate::{Demand, Fleet, FleetError, ModelClass, ServingProfile};
 
 /// Longest one solve may take; small fleets solve in milliseconds, this only bounds pathological inputs.
 const SOLVER_TIME_LIMIT_S: f64 = 30.0;
@@ -381,7 +381,7 @@ impl<'a> Problem<'a> {
                     if class.sequences_in_memory(accelerator.memory_gb, pool.chips_per_replica, 1.0) == 0 {
                         Unfit::WeightsDoNotFit {
                             weights_gb: class.weights_gb,
-                            usable_gb: accelerator.memory_gb * pool.chips_per_replica as f64 * 0.9,
+                            usable_gb: ModelClass::usable_memory_gb(accelerator.memory_gb, pool.chips_per_replica),
                         }
                     } else {
                         Unfit::ContextDoesNotFit {
@@ -786,9 +786,9 @@ impl<'a> Problem<'a> {
 fn pools(fleet: &Fleet, options: &PlanOptions, carbon_price: f64) -> Vec<Pool> {
     let mut pools = Vec::new();
     for (site_index, site) in fleet.sites.iter().enumerate() {
-        let mean_price = site.price.mean().max(0.0) * options.energy_price_factor;
+        let mean_price = site.price.mean().max(0.0);
         let mean_carbon = site.carbon.mean().max(0.0);
-        let usd_per_w_h = mean_price / 1e6 + mean_carbon * carbon_price / 1e9;
+        let usd_per_w_h = mean_price * options.energy_price_factor / 1e6 + mean_carbon * carbon_price / 1e9;
         for (name, installed) in &site.accelerators_available {
             let Some(accelerator_index) = fleet.accelerators.find(name) else {
                 continue;
@@ -820,7 +820,7 @@ fn pools(fleet: &Fleet, options: &PlanOptions, carbon_price: f64) -> Vec<Pool> {
                         accelerator.capex_usd.unwrap_or(0.0)
                     },
                     usd_per_w_h,
-                    mean_price_usd_per_mwh: site.price.mean().max(0.0),
+                    mean_price_usd_per_mwh: mean_price,
                     mean_carbon_g_per_kwh: mean_carbon,
                 });
             }
@@ -955,15 +955,12 @@ pub struct Sensitivity {
     pub moved: Vec<String>,
 }
 
-/// Re-plans with each input pushed up and down: energy price x0.5 and x2, carbon price 0 and x2, and max
-/// utilization 0.6 and 0.9, against the base plan made with `options`.
-pub fn sensitivity(fleet: &Fleet, demand: &Demand, options: &PlanOptions) -> Result<Vec<Sensitivity>, FleetError> {
-    let base = plan(fleet, demand, options)?;
-    let carbon = options
-        .carbon_price_usd_per_tonne
-        .unwrap_or(fleet.carbon_price_usd_per_tonne);
+/// Re-plans `demand` with each input of `base` (a plan of it) pushed up and down: energy price x0.5 and x2,
+/// carbon price 0 and x2, and max utilization 0.6 and 0.9. The first row is `base` itself.
+pub fn sensitivity(fleet: &Fleet, demand: &Demand, base: &Plan) -> Result<Vec<Sensitivity>, FleetError> {
+    let options = &base.options;
+    let carbon = base.carbon_price_usd_per_tonne;
     let cases = [
-        ("base".to_owned(), *options),
         (
             "energy price x0.5".to_owned(),
             PlanOptions {
@@ -1007,7 +1004,12 @@ pub fn sensitivity(fleet: &Fleet, demand: &Demand, options: &PlanOptions) -> Res
             },
         ),
     ];
-    let mut rows = Vec::new();
+    let mut rows = vec![Sensitivity {
+        case: "base".to_owned(),
+        totals: Some(base.totals.clone()),
+        infeasible: None,
+        moved: Vec::new(),
+    }];
     for (case, case_options) in cases {
         match plan(fleet, demand, &case_options) {
             Ok(case_plan) => {

@@ -29,6 +29,8 @@ pub struct FleetAdvisor {
     state: Mutex<FleetState>,
     /// The last active check of each replica, as [`Fleet::replicas`].
     health: RwLock<Vec<ReplicaHealth>>,
+    /// Replica indices by model, then site: the fleet replicas a gateway deployment at that site stands for.
+    replicas_at: Vec<Vec<Vec<usize>>>,
 }
 
 /// What the last check of one replica's server found.
@@ -59,11 +61,16 @@ impl FleetAdvisor {
                 ..ReplicaHealth::default()
             })
             .collect();
+        let mut replicas_at = vec![vec![Vec::new(); fleet.sites.len()]; fleet.models.len()];
+        for (index, replica) in fleet.replicas.iter().enumerate() {
+            replicas_at[replica.model][replica.site].push(index);
+        }
         FleetAdvisor {
             router: Router::new(fleet),
             policy,
             state: Mutex::new(FleetState::idle(fleet, unix_now())),
             health: RwLock::new(health),
+            replicas_at,
         }
     }
 
@@ -240,9 +247,7 @@ impl PlacementAdvisor for FleetAdvisor {
             let Some(site) = candidate.site.as_deref().and_then(|name| fleet.site_index(name)) else {
                 continue;
             };
-            let replicas: Vec<usize> = (0..fleet.replicas.len())
-                .filter(|&index| fleet.replicas[index].site == site && fleet.replicas[index].model == request.model)
-                .collect();
+            let replicas = &self.replicas_at[request.model][site];
             for (position, &replica) in replicas.iter().enumerate() {
                 let share = candidate.in_flight / replicas.len() as u32
                     + u32::from((position as u32) < candidate.in_flight % replicas.len() as u32);

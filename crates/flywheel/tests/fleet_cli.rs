@@ -144,17 +144,19 @@ fn bad_input_is_one_line_and_a_failure() {
 fn plan_places_grows_and_names_what_binds() {
     let fleet = data("example.toml");
     let demand = data("demand.csv");
-    let output = flywheel(&[
-        "fleet",
-        "plan",
-        "--fleet",
-        fleet.to_str().unwrap(),
-        "--demand",
-        demand.to_str().unwrap(),
-        "--growth",
-        "1,2",
-        "--json",
-    ]);
+    let plan_of = |demand: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "fleet",
+            "plan",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--demand",
+            demand.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        flywheel(&args)
+    };
+    let output = plan_of(&demand, &["--growth", "1,2", "--json"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let plan = &body["plan"];
@@ -184,16 +186,6 @@ fn plan_places_grows_and_names_what_binds() {
     let header = "model,region,requests_per_s,prompt_tokens,output_tokens\n";
     let too_much = write("too-much.csv", &format!("{header}llama-70b,us-east,500,2048,256\n"));
     let bad_rate = write("bad-rate.csv", &format!("{header}llama-70b,us-east,lots,2048,256\n"));
-    let plan_of = |demand: &Path| {
-        flywheel(&[
-            "fleet",
-            "plan",
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--demand",
-            demand.to_str().unwrap(),
-        ])
-    };
     for (demand, expected) in [
         (
             too_much.as_path(),
@@ -204,22 +196,13 @@ fn plan_places_grows_and_names_what_binds() {
             "bad-rate.csv:2: requests_per_s: 'lots' is not a number >= 0",
         ),
     ] {
-        let output = plan_of(demand);
+        let output = plan_of(demand, &[]);
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
-    let output = flywheel(&[
-        "fleet",
-        "plan",
-        "--fleet",
-        fleet.to_str().unwrap(),
-        "--demand",
-        demand.to_str().unwrap(),
-        "--max-utilization",
-        "1.5",
-    ]);
+    let output = plan_of(&demand, &["--max-utilization", "1.5"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("max utilization must be in (0, 1]"));
 }

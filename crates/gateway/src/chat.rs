@@ -272,6 +272,11 @@ impl ChatRecord {
         self.pending.as_mut()
     }
 
+    /// The prompt's size in tokens, estimated from its text when the request was admitted.
+    pub(crate) fn prompt_estimate(&self) -> u32 {
+        self.prompt_estimate
+    }
+
     /// Notes a cache miss in the ledger row, passing the lookup through.
     pub(crate) fn cache_missed<T>(&mut self, lookup: T) -> T {
         if let Some(row) = &mut self.pending {

@@ -490,12 +490,12 @@ impl GatewayClient {
         self
     }
 
-    fn placement_query(&self, request: &ChatCompletionRequest) -> PlacementQuery {
+    fn placement_query(&self, request: &ChatCompletionRequest, prompt_tokens: u32) -> PlacementQuery {
         PlacementQuery {
             model: request.model.clone(),
             region: self.region.clone(),
             slo: self.slo.clone(),
-            prompt_tokens: chat::estimate_prompt_tokens(request),
+            prompt_tokens,
             output_tokens: request
                 .max_completion_tokens
                 .or(request.max_tokens)
@@ -765,7 +765,9 @@ impl GatewayClient {
             Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
-        let dispatcher = self.gateway.dispatcher(self.placement_query(&request));
+        let dispatcher = self
+            .gateway
+            .dispatcher(self.placement_query(&request, record.prompt_estimate()));
         let served = dispatcher
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();
@@ -847,7 +849,9 @@ impl GatewayClient {
             Some(Err(miss)) => Some(record.cache_missed(miss)),
             None => None,
         };
-        let dispatcher = self.gateway.dispatcher(self.placement_query(&request));
+        let dispatcher = self
+            .gateway
+            .dispatcher(self.placement_query(&request, record.prompt_estimate()));
         let served = dispatcher
             .run(&entry, |backend, deployment| {
                 let mut request = request.clone();

@@ -69,7 +69,8 @@ fn the_example_plan_serves_all_demand_within_slos_caps_and_chips() {
 fn a_higher_carbon_price_never_raises_carbon() {
     let fleet = example();
     let demand = example_demand(&fleet);
-    let rows = sensitivity(&fleet, &demand, &PlanOptions::default()).unwrap();
+    let base = plan(&fleet, &demand, &PlanOptions::default()).unwrap();
+    let rows = sensitivity(&fleet, &demand, &base).unwrap();
     let carbon = |case: &str| {
         let row = rows.iter().find(|row| row.case.starts_with(case)).unwrap();
         row.totals.as_ref().unwrap().carbon_kg_per_h

@@ -51,7 +51,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     };
     let plan = fleet::plan(&fleet, &demand, &options)?;
     let capacity = fleet::capacity(&fleet, &demand, &options, &args.growth)?;
-    let sensitivity = fleet::sensitivity(&fleet, &demand, &options)?;
+    let sensitivity = fleet::sensitivity(&fleet, &demand, &plan)?;
     if args.json {
         let body = serde_json::json!({
             "fleet": fleet.name,
