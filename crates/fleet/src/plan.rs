@@ -296,11 +296,14 @@ pub fn plan(fleet: &Fleet, demand: &Demand, options: &PlanOptions) -> Result<Pla
     let elastic_power = options.inventory == Inventory::Expandable;
     let failed = |error: ResolutionError| FleetError::Unknown(format!("the planner's solver failed: {error}"));
     // The relaxation (fractional replicas) proves most infeasibility in milliseconds, where branch and bound
-    // would search every integer combination first.
-    match problem.solve(false, elastic_power, false) {
-        Ok(_) => {}
-        Err(ResolutionError::Infeasible) => return Err(problem.diagnose(false)),
-        Err(other) => return Err(failed(other)),
+    // would search every integer combination first. With expandable chips and elastic power it is always
+    // feasible, so there is nothing to prove.
+    if !elastic_power {
+        match problem.solve(false, false, false) {
+            Ok(_) => {}
+            Err(ResolutionError::Infeasible) => return Err(problem.diagnose(false)),
+            Err(other) => return Err(failed(other)),
+        }
     }
     match problem.solve(false, elastic_power, true) {
         Ok(solved) => Ok(problem.report(&solved)),
