@@ -8,6 +8,7 @@ macro_rules! outln {
     };
 }
 
+mod agents_cli;
 mod catalog_cli;
 mod config;
 mod fleet_advisor;
@@ -43,6 +44,8 @@ enum Command {
     Catalog(catalog_cli::CatalogArgs),
     /// Work on the fleet: sites, accelerators, routing, simulation, planning, Kubernetes export.
     Fleet(fleet_cli::FleetArgs),
+    /// Build and evaluate agents: scaffold a spec, run the retail service evaluation.
+    Agents(agents_cli::AgentsArgs),
 }
 
 fn write_stdout_line(line: std::fmt::Arguments<'_>) {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Agents(args) => block_on(tokio::runtime::Builder::new_multi_thread(), agents_cli::run(args)),
         Command::Fleet(args) => match fleet_cli::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

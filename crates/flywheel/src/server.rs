@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("preparing the merchandising table")?,
         );
+    let agents = start_agents(&settings, &db, &gateway).await?;
     spawn_catalog_sync(
         &settings,
         &storefront,
@@ -170,6 +171,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             gateway.clone(),
             CHAT_MODEL_ID,
         ))
+        .merge(agents::router(agents.clone(), gateway.clone()))
+        .merge(agents::mcp_router(agents, gateway.clone()))
         .merge(business_pages(&gateway, &storefront))
         .merge(web::router(storefront))
         .merge(health)
@@ -189,6 +192,59 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     db.close().await;
     tracing::info!("flywheel stopped");
     Ok(())
+}
+
+/// The agents runtime: its journal in the database, the retail store in the data directory (seeded with the
+/// demo store), the retail service agent, every spec in `<data-dir>/agents`, and the runs a previous process
+/// left unfinished, resumed.
+async fn start_agents(settings: &Settings, db: &store::Database, gateway: &Gateway) -> anyhow::Result<agents::Runtime> {
+    let journal = agents::Journal::open(db.clone())
+        .await
+        .context("preparing the agent session tables")?;
+    let runtime = agents::Runtime::new(journal, Arc::new(agents::GatewayModels::new(gateway.clone())));
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let store_file = settings.data_dir.join("retail-store.json");
+    let store = agents::retail::open_or_seed(&store_file)?;
+    runtime.add_toolset(
+        agents::retail::TOOLSET,
+        Arc::new(agents::retail::RetailToolset::saved_to(
+            Arc::new(std::sync::Mutex::new(store)),
+            &store_file,
+        )),
+    );
+    runtime.add_agent(agents::retail::service_agent(CHAT_MODEL_ID, agents::retail::POLICY))?;
+    let specs_dir = settings.data_dir.join("agents");
+    if let Ok(entries) = std::fs::read_dir(&specs_dir) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let spec = agents::AgentSpec::load(&path)?;
+            let name = spec.name.clone();
+            runtime
+                .add_agent(spec)
+                .with_context(|| format!("loading the agent in {}", path.display()))?;
+            tracing::info!(agent = %name, spec = %path.display(), "loaded agent");
+        }
+    }
+    let resumer = runtime.clone();
+    let models = gateway.clone();
+    tokio::spawn(async move {
+        // The unfinished runs need their models, which load in the background.
+        while !models.is_ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        match resumer.resume_interrupted().await {
+            Ok(0) => {}
+            Ok(resumed) => tracing::info!(resumed, "resumed agent runs a previous process left unfinished"),
+            Err(error) => tracing::error!(%error, "could not resume the unfinished agent runs"),
+        }
+    });
+    Ok(runtime)
 }
 
 fn check_models_present(models_dir: &Path, paths: &[&Path]) -> anyhow::Result<()> {
