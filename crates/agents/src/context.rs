@@ -28,6 +28,11 @@ fn message_tokens(message: &ChatMessage) -> usize {
     MESSAGE_OVERHEAD + estimate_tokens(&message.text_content()) + calls
 }
 
+/// Rough tokens of a conversation.
+pub(crate) fn tokens(messages: &[ChatMessage]) -> usize {
+    messages.iter().map(message_tokens).sum()
+}
+
 /// A tool result as the model reads it: strings as they are, anything else as JSON.
 pub(crate) fn result_text(ok: bool, output: &Value) -> String {
     let text = match output {

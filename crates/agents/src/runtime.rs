@@ -65,6 +65,9 @@ pub struct Runtime {
     inner: Arc<Inner>,
 }
 
+/// How many times one run halves the context's room after the model says the prompt is too long.
+const MAX_SHRINKS: u32 = 6;
+
 /// Frees a session's run slot however the run ends.
 struct RunSlot {
     inner: Arc<Inner>,
@@ -377,6 +380,8 @@ impl Runtime {
             .collect();
         replay_observations(&toolbox, &events);
         let mut steps = 0;
+        let mut shrinks = 0;
+        let mut room = None;
         let stop = |reason: String| RunOutcome {
             status: SessionStatus::Idle,
             answer: None,
@@ -452,11 +457,22 @@ impl Runtime {
                 return Ok(stop(reason));
             }
             steps += 1;
-            let request = self.model_request(&spec, &toolbox, &events, session, sender).await?;
+            let (request, sent_tokens) = self
+                .model_request(&spec, &toolbox, &events, session, sender, room)
+                .await?;
             let remaining = deadline.saturating_sub(started.elapsed());
             let answer = tokio::time::timeout(remaining, self.inner.models.chat(&spec.name, request)).await;
             let completion = match answer {
                 Ok(Ok(completion)) => completion,
+                // The provider counts the prompt its own way (a template, tools described in text): when it is
+                // still too long, fit the conversation into half of what was sent and ask again.
+                Ok(Err(message)) if message.contains("maximum context length") && shrinks < MAX_SHRINKS => {
+                    tracing::debug!(session = %session.id, sent_tokens, "the prompt overflowed the model's window; fitting it tighter");
+                    shrinks += 1;
+                    room = Some(sent_tokens / 2);
+                    steps -= 1;
+                    continue;
+                }
                 Ok(Err(message)) => {
                     let message = format!("the model call failed: {message}");
                     self.record(
@@ -515,7 +531,8 @@ impl Runtime {
         events: &[Event],
         session: &SessionInfo,
         sender: &mpsc::Sender<StepEvent>,
-    ) -> Result<ChatCompletionRequest, AgentError> {
+        room: Option<usize>,
+    ) -> Result<(ChatCompletionRequest, usize), AgentError> {
         let tools: Vec<_> = toolbox.specs().map(|tool| tool.definition()).collect();
         let tools_tokens: usize = tools
             .iter()
@@ -529,7 +546,9 @@ impl Runtime {
             .saturating_sub(spec.limits.max_output_tokens as usize)
             .saturating_sub(context::estimate_tokens(&spec.instructions) + tools_tokens + 16);
         let mut history = context::messages(events);
-        let fitted = context::fit(&mut history, budget.max(256));
+        let budget = room.map_or(budget.max(256), |room| room.min(budget).max(32));
+        let fitted = context::fit(&mut history, budget);
+        let sent_tokens = context::tokens(&history);
         let already = events.iter().rev().find_map(|event| match event {
             Event::Trimmed { messages } => Some(*messages),
             _ => None,
@@ -556,7 +575,7 @@ impl Runtime {
             messages.push(ChatMessage::text("system", system));
         }
         messages.extend(history);
-        Ok(ChatCompletionRequest {
+        let request = ChatCompletionRequest {
             model: spec.model.clone(),
             messages,
             max_tokens: Some(i64::from(spec.limits.max_output_tokens)),
@@ -564,7 +583,8 @@ impl Runtime {
             tools: (!tools.is_empty()).then_some(tools),
             user: Some(session.subject.clone()),
             ..ChatCompletionRequest::default()
-        })
+        };
+        Ok((request, sent_tokens))
     }
 
     /// Decides and runs the unanswered calls of the latest model step. Returns the call that now waits for a

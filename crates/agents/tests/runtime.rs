@@ -357,3 +357,68 @@ async fn a_long_conversation_is_trimmed_to_the_window_instead_of_failing() {
             .any(|r| matches!(r.event, Event::Trimmed { .. }))
     );
 }
+
+/// A model whose window is smaller than the runtime thinks: it refuses prompts over `limit_chars`.
+struct NarrowModel {
+    limit_chars: usize,
+    refusals: Mutex<usize>,
+}
+
+impl ModelClient for NarrowModel {
+    fn chat(&self, _agent: &str, request: ChatCompletionRequest) -> BoxFuture<'_, Result<ChatCompletion, String>> {
+        let chars: usize = request.messages.iter().map(|m| m.text_chars()).sum();
+        let last_user = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.text_content());
+        Box::pin(async move {
+            if chars > self.limit_chars {
+                *self.refusals.lock().unwrap() += 1;
+                return Err(format!(
+                    "this model's maximum context length is 100 tokens, but the messages have {} tokens",
+                    chars / 4
+                ));
+            }
+            Ok(ChatCompletion {
+                id: "narrow".into(),
+                object: "chat.completion".into(),
+                created: 0,
+                model: request.model,
+                choices: vec![ChatChoice {
+                    index: 0,
+                    message: say(&format!("re: {}", last_user.unwrap_or_default())),
+                    finish_reason: Some("stop".into()),
+                    logprobs: None,
+                }],
+                usage: Some(Usage::new(1, 1)),
+                system_fingerprint: None,
+            })
+        })
+    }
+
+    fn context_window(&self, _model: &str) -> Option<u32> {
+        Some(100_000)
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_the_model_finds_too_long_is_fitted_tighter_and_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Arc::new(NarrowModel {
+        limit_chars: 3_000,
+        refusals: Mutex::new(0),
+    });
+    let runtime = Runtime::new(journal_in(dir.path()).await, model.clone());
+    runtime
+        .add_agent(AgentSpec::parse("name = \"chatty\"\nmodel = \"m\"").unwrap())
+        .unwrap();
+    let session = runtime.create_session("chatty", "tester").await.unwrap();
+    for i in 0..20 {
+        let message = format!("message {i} {}", "words ".repeat(50));
+        let (_, outcome) = Runtime::collect(runtime.send(&session, message.clone()).await.unwrap()).await;
+        assert_eq!(outcome.unwrap().answer, Some(format!("re: {message}")));
+    }
+    assert!(*model.refusals.lock().unwrap() > 0);
+}
