@@ -23,8 +23,6 @@ use crate::tool::{Tool, ToolEffect, ToolError, Toolbox};
 pub trait Toolset: Send + Sync {
     /// The tools for session `session_id`.
     fn tools(&self, session_id: &str) -> Vec<Arc<dyn Tool>>;
-    /// Forgets a session's state.
-    fn release(&self, _session_id: &str) {}
 }
 
 /// What a run streams: each journaled event as it happens, then how the run ended.

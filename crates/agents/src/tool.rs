@@ -105,16 +105,6 @@ impl Toolbox {
         self.tools.values().map(|tool| tool.spec())
     }
 
-    /// How many tools there are.
-    pub fn len(&self) -> usize {
-        self.tools.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
-    }
-
     /// Only the tools `keep` names; names that are not here are returned as the error.
     pub fn only(&self, keep: &[String]) -> Result<Toolbox, Vec<String>> {
         let missing: Vec<String> = keep

@@ -81,11 +81,6 @@ impl RetailToolset {
         }
     }
 
-    /// The store.
-    pub fn db(&self) -> &SharedRetailDb {
-        &self.db
-    }
-
     /// The conversation state of `session_id`.
     pub fn session(&self, session_id: &str) -> Arc<RetailSession> {
         self.sessions
@@ -100,13 +95,6 @@ impl RetailToolset {
 impl Toolset for RetailToolset {
     fn tools(&self, session_id: &str) -> Vec<Arc<dyn Tool>> {
         tools::tools(&self.session(session_id))
-    }
-
-    fn release(&self, session_id: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(session_id);
     }
 }
 
