@@ -1,66 +1,21 @@
 // The storefront in a real browser: Debian's Chromium driven by Playwright against the real flywheel binary.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { artifacts, launchBrowser, startServer, stopServer } from "./harness.mjs";
 
-const artifacts = join(import.meta.dirname, "test-results");
 let server;
 let base;
 let browser;
 
-async function startServer() {
-  const binary = process.env.FLYWHEEL_BIN;
-  const models = process.env.FLYWHEEL_MODELS_DIR;
-  assert.ok(binary && models, "set FLYWHEEL_BIN and FLYWHEEL_MODELS_DIR (scripts/test does)");
-  const dataDir = mkdtempSync(join(tmpdir(), "flywheel-web-"));
-  server = spawn(binary, ["up", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--models-dir", models], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  base = await new Promise((resolve, reject) => {
-    let log = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
-    server.stderr.on("data", (data) => {
-      log += data;
-      const match = log.match(/listening on (http:\/\/\S+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
-  });
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const ready = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("server did not become ready");
-}
-
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  await startServer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  ({ server, base } = await startServer());
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.on("exit", resolve));
-    server.kill("SIGTERM");
-    assert.equal(await exited, 0, "the server should shut down cleanly");
-  }
+  await stopServer(server);
 });
 
 test("a shopper searches, opens a product and asks about it", async () => {

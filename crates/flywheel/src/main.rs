@@ -14,10 +14,13 @@ mod config;
 mod fleet_advisor;
 mod fleet_cli;
 mod keys_cli;
+mod loop_source;
 mod models;
 mod models_cli;
+mod report_cli;
 mod serve;
 mod server;
+mod simulate_cli;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -46,6 +49,11 @@ enum Command {
     Fleet(fleet_cli::FleetArgs),
     /// Build and evaluate agents: scaffold a spec, run the retail service evaluation.
     Agents(agents_cli::AgentsArgs),
+    /// The flywheel loop's figures for a time range: shoppers, model calls and tokens, forecast load, and the
+    /// fleet plan it needs (MW, cost, carbon).
+    Report(report_cli::ReportArgs),
+    /// Drive load through a running flywheel on this machine: shopping sessions through the storefront.
+    Simulate(simulate_cli::SimulateArgs),
 }
 
 fn write_stdout_line(line: std::fmt::Arguments<'_>) {
@@ -81,6 +89,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report(args) => block_on(tokio::runtime::Builder::new_current_thread(), report_cli::run(args)),
+        Command::Simulate(args) => block_on(tokio::runtime::Builder::new_multi_thread(), simulate_cli::run(args)),
         Command::Agents(args) => block_on(tokio::runtime::Builder::new_multi_thread(), agents_cli::run(args)),
         Command::Fleet(args) => match fleet_cli::run(args) {
             Ok(()) => ExitCode::SUCCESS,

@@ -128,6 +128,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let carts = commerce::Carts::open(db.clone())
         .await
         .context("preparing the carts table")?;
+    let loop_fleet = crate::loop_source::loop_fleet(settings.fleet.as_deref(), &settings.data_dir)
+        .context("reading the fleet the loop plans on")?;
+    let console = web::Console::new(
+        Arc::new(crate::loop_source::LoopSource::new(
+            gateway.clone(),
+            Arc::clone(&events),
+            Some(loop_fleet),
+        )),
+        gateway.clone(),
+    );
     let storefront = storefront
         .with_ads(Arc::clone(&ads))
         .with_events(events)
@@ -174,6 +184,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .merge(agents::router(agents.clone(), gateway.clone()))
         .merge(agents::mcp_router(agents, gateway.clone()))
         .merge(business_pages(&gateway, &storefront))
+        .merge(web::console_router(console))
         .merge(web::router(storefront))
         .merge(health)
         .merge(gateway::metrics::metrics_router(metrics))

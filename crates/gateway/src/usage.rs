@@ -95,6 +95,8 @@ pub struct UsageGroup {
     pub completion_tokens: i64,
     /// Mean latency, milliseconds.
     pub mean_latency_ms: f64,
+    /// What the requests cost, micro-dollars.
+    pub cost_micros: i64,
 }
 
 /// Parses a report bound: an RFC 3339 timestamp or a UTC date, into the ledger's timestamp text.
@@ -170,7 +172,8 @@ impl UsageLedger {
                     CAST(SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS failed,
                     CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
                     CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
-                    CAST(AVG(latency_ms) AS DOUBLE PRECISION) AS mean_latency_ms
+                    CAST(AVG(latency_ms) AS DOUBLE PRECISION) AS mean_latency_ms,
+                    CAST(SUM(cost_micros) AS BIGINT) AS cost_micros
              FROM usage_ledger
              {where_clause}
              {group_clause}
@@ -197,6 +200,7 @@ impl UsageLedger {
                 prompt_tokens: row.try_get::<Option<i64>, _>("prompt_tokens")?.unwrap_or(0),
                 completion_tokens: row.try_get::<Option<i64>, _>("completion_tokens")?.unwrap_or(0),
                 mean_latency_ms: row.try_get::<Option<f64>, _>("mean_latency_ms")?.unwrap_or(0.0),
+                cost_micros: row.try_get::<Option<i64>, _>("cost_micros")?.unwrap_or(0),
             });
         }
         Ok(groups)

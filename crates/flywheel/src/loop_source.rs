@@ -1,0 +1,149 @@
+//! Where the loop's figures come from: the gateway's ledger and the store's shopper events, read through their
+//! public APIs and handed to `insights`, with the fleet the forecast is planned on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use gateway::{Gateway, UsageDimension};
+use insights::{LedgerHour, LoopInput, LoopOptions, LoopReport, ShopperHour};
+
+/// The storefront's fleet and the price series it names, built in and copied into the data directory on first
+/// use, where an operator may edit them.
+const STOREFRONT_FLEET: &[(&str, &str)] = &[
+    ("storefront.toml", include_str!("../../../data/fleet/storefront.toml")),
+    (
+        "prices/US-MIDA-PJM_2023-11.csv",
+        include_str!("../../../data/fleet/prices/US-MIDA-PJM_2023-11.csv"),
+    ),
+    (
+        "prices/CA-ON_2023-11.csv",
+        include_str!("../../../data/fleet/prices/CA-ON_2023-11.csv"),
+    ),
+    (
+        "prices/DE-LU_2023-11.csv",
+        include_str!("../../../data/fleet/prices/DE-LU_2023-11.csv"),
+    ),
+    (
+        "prices/LICENSE_MIT",
+        include_str!("../../../data/fleet/prices/LICENSE_MIT"),
+    ),
+];
+
+/// The fleet the loop plans on: `configured` when given, else the storefront's fleet in `<data_dir>/fleet`
+/// (written there first if absent).
+pub fn loop_fleet(configured: Option<&Path>, data_dir: &Path) -> anyhow::Result<fleet::Fleet> {
+    let path = match configured {
+        Some(path) => path.to_path_buf(),
+        None => seed_storefront_fleet(data_dir)?,
+    };
+    Ok(fleet::Fleet::read(&path)?)
+}
+
+fn seed_storefront_fleet(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let directory = data_dir.join("fleet");
+    for (name, text) in STOREFRONT_FLEET {
+        let path = directory.join(name);
+        if path.exists() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(directory.join("storefront.toml"))
+}
+
+/// Reads the loop's inputs and computes its figures.
+#[derive(Clone)]
+pub struct LoopSource {
+    gateway: Gateway,
+    events: Arc<commerce::ShopperEvents>,
+    fleet: Option<Arc<fleet::Fleet>>,
+}
+
+impl LoopSource {
+    /// A source over `gateway`'s ledger and `events`, planning on `fleet`.
+    pub fn new(gateway: Gateway, events: Arc<commerce::ShopperEvents>, fleet: Option<fleet::Fleet>) -> LoopSource {
+        LoopSource {
+            gateway,
+            events,
+            fleet: fleet.map(Arc::new),
+        }
+    }
+
+    /// The fleet it plans on.
+    pub fn fleet(&self) -> Option<&fleet::Fleet> {
+        self.fleet.as_deref()
+    }
+
+    /// The figures for `[from_hour, to_hour)`.
+    pub async fn report(&self, from_hour: i64, to_hour: i64, options: &LoopOptions) -> anyhow::Result<LoopReport> {
+        let bound = |hour: i64| -> anyhow::Result<String> {
+            let start = jiff::Timestamp::from_second(hour.saturating_mul(3600)).context("an hour out of range")?;
+            Ok(gateway::parse_bound("hour", &start.to_string())?)
+        };
+        let groups = self
+            .gateway
+            .ledger()
+            .report(
+                &[UsageDimension::Model, UsageDimension::Tenant, UsageDimension::Hour],
+                Some(&bound(from_hour)?),
+                Some(&bound(to_hour)?),
+            )
+            .await
+            .context("reading the usage ledger")?;
+        let mut ledger = Vec::with_capacity(groups.len());
+        for group in groups {
+            let text = |name: &str| {
+                group
+                    .group
+                    .get(name)
+                    .and_then(|value| value.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            ledger.push(LedgerHour {
+                hour: insights::unix_hour(&text("hour"))?,
+                model: text("model"),
+                tenant: text("tenant"),
+                requests: group.requests,
+                failed: group.failed,
+                prompt_tokens: group.prompt_tokens,
+                completion_tokens: group.completion_tokens,
+                cost_micros: group.cost_micros,
+            });
+        }
+        let shoppers: Vec<ShopperHour> = self
+            .events
+            .hourly_counts(from_hour.saturating_mul(3_600_000))
+            .await
+            .context("reading shopper events")?
+            .into_iter()
+            .map(|(kind, hour, events)| ShopperHour { hour, kind, events })
+            .collect();
+        let input = LoopInput {
+            from_hour,
+            to_hour,
+            ledger: &ledger,
+            shoppers: &shoppers,
+            current_hour: Some(jiff::Timestamp::now().as_second().div_euclid(3600)),
+        };
+        Ok(insights::build_report(&input, self.fleet(), options)?)
+    }
+}
+
+impl web::LoopFigures for LoopSource {
+    fn report(&self, from_hour: i64, to_hour: i64, options: LoopOptions) -> web::FiguresFuture<'_> {
+        Box::pin(async move {
+            LoopSource::report(self, from_hour, to_hour, &options)
+                .await
+                .map_err(|error| format!("{error:#}"))
+        })
+    }
+
+    fn fleet(&self) -> Option<&fleet::Fleet> {
+        LoopSource::fleet(self)
+    }
+}

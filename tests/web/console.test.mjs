@@ -1,0 +1,90 @@
+// The console in a real browser: Debian's Chromium driven by Playwright against the real flywheel binary with a
+// master key, after `flywheel simulate shoppers` has driven shopping sessions through the storefront.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { join } from "node:path";
+import { artifacts, launchBrowser, startServer, stopServer } from "./harness.mjs";
+
+const MASTER_KEY = "console-test-master-key";
+let server;
+let base;
+let browser;
+
+before(async () => {
+  ({ server, base } = await startServer(["--master-key", MASTER_KEY]));
+  const { stdout } = await promisify(execFile)(process.env.FLYWHEEL_BIN, [
+    "simulate", "shoppers", "--target", base, "--rate", "20", "--sessions", "20", "--assistant-share", "0",
+  ]);
+  assert.match(stdout, /20 sessions .* 0 failed/);
+  // One model call of the storefront's kind, so the tokens stage has figures whatever search used.
+  const chat = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${MASTER_KEY}` },
+    body: JSON.stringify({ model: "smollm2-135m-instruct", max_tokens: 4, messages: [{ role: "user", content: "Hi" }] }),
+  });
+  assert.equal(chat.status, 200);
+  // Shopper events and ledger rows are written in batches within a few milliseconds; leave them time.
+  await new Promise((r) => setTimeout(r, 1000));
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopServer(server);
+});
+
+test("the console asks for the master key, then shows the loop with live figures", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/console");
+  await page.waitForURL(/\/console\/login$/);
+  await page.getByLabel("Master key").fill("not-the-key");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  assert.match(await page.getByRole("alert").textContent(), /not the master key/);
+
+  await page.getByLabel("Master key").fill(MASTER_KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/console$/);
+  const figure = async (stage) => (await page.locator(`#stage-${stage} .figure`).textContent()).trim();
+  assert.ok(Number.parseInt(await figure("shoppers"), 10) > 0, "shopper events are counted");
+  assert.match(await figure("tokens"), /^[1-9]\d* tokens$/);
+  assert.match(await figure("power"), /^[\d.]+ (kW|MW)$/);
+  assert.match(await figure("cost"), /^\$[\d.]+\/h$/);
+  assert.ok((await page.locator(".chart svg").count()) >= 2, "charts are drawn");
+  await page.screenshot({ path: join(artifacts, "console-loop.png"), fullPage: true });
+
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.waitForURL(/\/console\/usage/);
+  assert.match(await page.locator("table").first().textContent(), /storefront/);
+  assert.match(await page.locator("table").nth(1).textContent(), /smollm2-135m-instruct/);
+
+  await page.getByRole("link", { name: "Forecast" }).click();
+  await page.waitForURL(/\/console\/forecast/);
+  assert.ok((await page.locator(".chart svg").count()) >= 1, "each model's forecast is charted");
+
+  await page.getByRole("link", { name: "Fleet" }).click();
+  await page.waitForURL(/\/console\/fleet/);
+  assert.equal(await page.locator("#plan-sites tbody tr").count(), 3, "one row per site of the storefront fleet");
+  await page.getByLabel(/Plan for/).fill("50");
+  await page.getByRole("button", { name: "Re-plan" }).click();
+  await page.waitForURL(/growth=50/);
+  assert.match(await page.locator("h2").first().textContent(), /× 50/);
+  await page.screenshot({ path: join(artifacts, "console-fleet.png"), fullPage: true });
+  await page.close();
+});
+
+test("the console refuses other keys and bad ranges with clear pages", async () => {
+  const wrong = await fetch(`${base}/console`, { headers: { authorization: "Bearer nope" }, redirect: "manual" });
+  assert.equal(wrong.status, 401);
+  const anonymous = await fetch(`${base}/console/fleet`, { redirect: "manual" });
+  assert.equal(anonymous.status, 303);
+  const admin = { authorization: `Bearer ${MASTER_KEY}` };
+  const badRange = await fetch(`${base}/console?hours=5`, { headers: admin });
+  assert.equal(badRange.status, 400);
+  assert.match(await badRange.text(), /hours must be one of/);
+  const badGrowth = await fetch(`${base}/console/fleet?growth=-2`, { headers: admin });
+  assert.equal(badGrowth.status, 400);
+  const ok = await fetch(`${base}/console/usage?hours=24`, { headers: admin });
+  assert.equal(ok.status, 200);
+});
