@@ -74,6 +74,49 @@ test("the console asks for the master key, then shows the loop with live figures
   await page.close();
 });
 
+test("the console lists keys, agent sessions with their traces, and sponsored products", async () => {
+  const admin = { "content-type": "application/json", authorization: `Bearer ${MASTER_KEY}` };
+  const key = await fetch(`${base}/admin/keys`, {
+    method: "POST", headers: admin, body: JSON.stringify({ tenant: "acme", name: "web app", rpm: 60, budget_usd: 5 }),
+  }).then((r) => r.json());
+  const session = await fetch(`${base}/v1/agents/retail-service/sessions`, { method: "POST", headers: admin })
+    .then((r) => r.json());
+  assert.ok(session.id, JSON.stringify(session));
+
+  const page = await browser.newPage();
+  await page.setExtraHTTPHeaders({ authorization: `Bearer ${MASTER_KEY}` });
+  await page.goto(base + "/console/keys");
+  const keys = await page.locator("#keys").textContent();
+  assert.match(keys, /acme/);
+  assert.match(keys, /web app/);
+  assert.ok(!keys.includes(key.key), "the secret is never shown");
+
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.waitForURL(/\/console\/agents$/);
+  await page.getByRole("link", { name: session.id }).click();
+  await page.waitForURL(new RegExp(`/console/agents/${session.id}$`));
+  assert.match(await page.locator("main").textContent(), /retail-service/);
+  await page.screenshot({ path: join(artifacts, "console-trace.png"), fullPage: true });
+
+  await page.getByRole("link", { name: "Ads" }).click();
+  await page.waitForURL(/\/console\/ads$/);
+  assert.equal(await page.locator("#ads").count(), 1);
+  await page.getByRole("link", { name: "Ask" }).click();
+  await page.waitForURL(/\/console\/ask$/);
+  await page.getByLabel("Question").fill("how many searches per day this week?");
+  await page.getByRole("button", { name: "Ask" }).click();
+  await page.waitForURL(/\/console\/ask\?q=/);
+  assert.match(await page.locator("#answer").textContent(), /had the most searches/);
+  assert.ok((await page.locator("#answer-rows tbody tr").count()) >= 1);
+  await page.screenshot({ path: join(artifacts, "console-ask.png"), fullPage: true });
+  const refused = await page.goto(base + "/console/ask?q=" + encodeURIComponent("what is the capital of France?"));
+  assert.equal(refused.status(), 422);
+  assert.match(await page.getByRole("alert").textContent(), /cannot answer/);
+  const missing = await page.goto(base + "/console/agents/no-such-session");
+  assert.equal(missing.status(), 404);
+  await page.close();
+});
+
 test("the console refuses other keys and bad ranges with clear pages", async () => {
   const wrong = await fetch(`${base}/console`, { headers: { authorization: "Bearer nope" }, redirect: "manual" });
   assert.equal(wrong.status, 401);

@@ -58,15 +58,22 @@ fn seed_storefront_fleet(data_dir: &Path) -> anyhow::Result<PathBuf> {
 /// Reads the loop's inputs and computes its figures.
 #[derive(Clone)]
 pub struct LoopSource {
+    db: store::Database,
     gateway: Gateway,
     events: Arc<commerce::ShopperEvents>,
     fleet: Option<Arc<fleet::Fleet>>,
 }
 
 impl LoopSource {
-    /// A source over `gateway`'s ledger and `events`, planning on `fleet`.
-    pub fn new(gateway: Gateway, events: Arc<commerce::ShopperEvents>, fleet: Option<fleet::Fleet>) -> LoopSource {
+    /// A source over `gateway`'s ledger and `events`, planning on `fleet`; questions are asked of `db`.
+    pub fn new(
+        db: store::Database,
+        gateway: Gateway,
+        events: Arc<commerce::ShopperEvents>,
+        fleet: Option<fleet::Fleet>,
+    ) -> LoopSource {
         LoopSource {
+            db,
             gateway,
             events,
             fleet: fleet.map(Arc::new),
@@ -145,5 +152,13 @@ impl web::LoopFigures for LoopSource {
 
     fn fleet(&self) -> Option<&fleet::Fleet> {
         LoopSource::fleet(self)
+    }
+
+    fn ask(&self, question: insights::ask::Question) -> web::AnswerFuture<'_> {
+        Box::pin(async move {
+            insights::ask::answer(&self.db, &question, jiff::Timestamp::now())
+                .await
+                .map_err(|error| error.to_string())
+        })
     }
 }

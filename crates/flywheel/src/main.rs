@@ -9,6 +9,7 @@ macro_rules! outln {
 }
 
 mod agents_cli;
+mod ask_cli;
 mod catalog_cli;
 mod config;
 mod fleet_advisor;
@@ -52,6 +53,8 @@ enum Command {
     /// The flywheel loop's figures for a time range: shoppers, model calls and tokens, forecast load, and the
     /// fleet plan it needs (MW, cost, carbon).
     Report(report_cli::ReportArgs),
+    /// Ask a question about the platform's own data (model calls, cost, shopper events); answered read-only.
+    Ask(ask_cli::AskArgs),
     /// Drive load through a running flywheel on this machine: shopping sessions through the storefront.
     Simulate(simulate_cli::SimulateArgs),
 }
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ask(args) => block_on(tokio::runtime::Builder::new_current_thread(), ask_cli::run(args)),
         Command::Report(args) => block_on(tokio::runtime::Builder::new_current_thread(), report_cli::run(args)),
         Command::Simulate(args) => block_on(tokio::runtime::Builder::new_multi_thread(), simulate_cli::run(args)),
         Command::Agents(args) => block_on(tokio::runtime::Builder::new_multi_thread(), agents_cli::run(args)),

@@ -64,7 +64,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let events = commerce::ShopperEvents::open(db.clone())
         .await
         .context("preparing the shopper events table")?;
-    let source = crate::loop_source::LoopSource::new(gateway, events, Some(fleet));
+    let source = crate::loop_source::LoopSource::new(db.clone(), gateway, events, Some(fleet));
     let report = source.report(from_hour, to_hour, &options).await;
     progress.finish_and_clear();
     db.close().await;

@@ -132,12 +132,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("reading the fleet the loop plans on")?;
     let console = web::Console::new(
         Arc::new(crate::loop_source::LoopSource::new(
+            db.clone(),
             gateway.clone(),
             Arc::clone(&events),
             Some(loop_fleet),
         )),
         gateway.clone(),
-    );
+    )
+    .with_ads(Arc::clone(&ads));
     let storefront = storefront
         .with_ads(Arc::clone(&ads))
         .with_events(events)
@@ -148,6 +150,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .context("preparing the merchandising table")?,
         );
     let agents = start_agents(&settings, &db, &gateway).await?;
+    let console = console.with_agents(agents.journal().clone());
     spawn_catalog_sync(
         &settings,
         &storefront,

@@ -17,7 +17,7 @@ fn flywheel(args: &[&str]) -> std::process::Output {
 }
 
 /// Writes `requests` ledger rows for each of the 72 hours before the current one, busier by day than by night.
-async fn write_history(pool: &sqlx::SqlitePool) {
+async fn write_history(pool: &sqlx::SqlitePool) -> i64 {
     let now_hour = jiff::Timestamp::now().as_second().div_euclid(3600);
     let mut id = 0;
     for hours_ago in 1..=72 {
@@ -38,6 +38,7 @@ async fn write_history(pool: &sqlx::SqlitePool) {
             .unwrap();
         }
     }
+    id
 }
 
 #[tokio::test]
@@ -61,7 +62,7 @@ async fn shoppers_and_model_calls_become_a_forecast_and_a_fleet_plan() {
         .unwrap();
     assert_eq!(chat.status(), 200);
     assert!(server.terminate().success());
-    write_history(&server.database().await).await;
+    let history = write_history(&server.database().await).await;
 
     let data_dir = server.data_dir.path().to_str().unwrap();
     let output = flywheel(&["report", "--json", "--data-dir", data_dir]);
@@ -91,6 +92,30 @@ async fn shoppers_and_model_calls_become_a_forecast_and_a_fleet_plan() {
         "{text}"
     );
     assert!(text.contains("holt_winters"), "{text}");
+
+    // Ask-your-data over the same tables: the expected answers are what was written.
+    let output = flywheel(&[
+        "ask",
+        "--json",
+        "--data-dir",
+        data_dir,
+        "how many requests per model this week?",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let chat = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["labels"][0] == "smollm2-135m-instruct")
+        .unwrap();
+    assert_eq!(chat["value"].as_f64().unwrap(), (history + 1) as f64, "{answer}");
+    let output = flywheel(&["ask", "--json", "--data-dir", data_dir, "how many searches today?"]);
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["rows"][0]["value"], 2.0, "{answer}");
+    let output = flywheel(&["ask", "--data-dir", data_dir, "what is the capital of France?"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot answer"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! This crate reads nothing itself: the binary hands it the ledger's and the store's hourly counts through their
 //! owners' public APIs, so it depends only on the fleet's planner.
 
+pub mod ask;
 mod demand;
 pub mod forecast;
 mod report;
@@ -37,4 +38,10 @@ pub enum InsightsError {
     /// An option is out of its range.
     #[error("{0}")]
     InvalidOption(String),
+    /// A question the documented tables cannot answer, and why.
+    #[error("{0}")]
+    Unanswerable(String),
+    /// A query failed or ran too long.
+    #[error("the query failed: {0}")]
+    Query(String),
 }

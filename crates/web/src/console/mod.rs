@@ -1,12 +1,14 @@
 //! The console at `/console`: the flywheel loop with live figures (shoppers → model calls and tokens →
 //! forecast load → MW per site → cost and carbon), gateway usage per tenant and model, each model's forecast
-//! against what happened, and the fleet's sites with their prices and the plan. Server-rendered, charts as
-//! inline SVG, no script.
+//! against what happened, the fleet's sites with their prices and the plan, tenants' keys and limits, agent
+//! sessions with their traces, and the sponsored-products report. Server-rendered, charts as inline SVG, no
+//! script.
 //!
 //! With a master key set, every page needs it: sent as `Authorization: Bearer`, or typed once into the login
 //! form, which sets an HttpOnly cookie naming a random session the server remembers until it restarts.
 
 mod charts;
+mod operations;
 mod pages;
 
 use std::future::Future;
@@ -33,19 +35,26 @@ const MAX_SESSIONS: usize = 1024;
 /// A boxed future, as trait objects return them.
 pub type FiguresFuture<'a> = Pin<Box<dyn Future<Output = Result<LoopReport, String>> + Send + 'a>>;
 
+/// A boxed future of a question's answer.
+pub type AnswerFuture<'a> = Pin<Box<dyn Future<Output = Result<insights::ask::Answer, String>> + Send + 'a>>;
+
 /// Where the console's figures come from (the binary reads the ledger and shopper events and plans the fleet).
 pub trait LoopFigures: Send + Sync + 'static {
     /// The loop's figures for `[from_hour, to_hour)`, hours since the epoch.
     fn report(&self, from_hour: i64, to_hour: i64, options: LoopOptions) -> FiguresFuture<'_>;
     /// The fleet the forecast is planned on, if any.
     fn fleet(&self) -> Option<&fleet::Fleet>;
+    /// Runs a checked question read-only over the documented tables.
+    fn ask(&self, question: insights::ask::Question) -> AnswerFuture<'_>;
 }
 
 /// The console's state.
 #[derive(Clone)]
 pub struct Console {
-    figures: Arc<dyn LoopFigures>,
+    pub(crate) figures: Arc<dyn LoopFigures>,
     gateway: Gateway,
+    journal: Option<agents::Journal>,
+    ads: Option<Arc<commerce::ads::Ads>>,
     sessions: Arc<Mutex<Vec<String>>>,
 }
 
@@ -55,8 +64,23 @@ impl Console {
         Console {
             figures,
             gateway,
+            journal: None,
+            ads: None,
             sessions: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// The same console, showing agent sessions and their traces from `journal`.
+    pub fn with_agents(self, journal: agents::Journal) -> Console {
+        Console {
+            journal: Some(journal),
+            ..self
+        }
+    }
+
+    /// The same console, showing the sponsored-products report of `ads`.
+    pub fn with_ads(self, ads: Arc<commerce::ads::Ads>) -> Console {
+        Console { ads: Some(ads), ..self }
     }
 
     fn remembers(&self, token: &str) -> bool {
@@ -85,6 +109,11 @@ pub fn console_router(console: Console) -> Router {
         .route("/console/usage", get(usage))
         .route("/console/forecast", get(forecast))
         .route("/console/fleet", get(fleet_page))
+        .route("/console/keys", get(operations::keys))
+        .route("/console/agents", get(operations::sessions))
+        .route("/console/agents/{id}", get(operations::trace))
+        .route("/console/ads", get(operations::ads))
+        .route("/console/ask", get(operations::ask))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), require_admin))
         .route("/console/login", get(login_page).post(login))
         .with_state(console)

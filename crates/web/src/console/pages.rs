@@ -33,14 +33,18 @@ th{font-size:.8rem;color:#5b6578;font-weight:600}
 @media (max-width:800px){.loop{grid-template-columns:1fr 1fr}.stage::after{display:none}}
 ";
 
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 8] = [
     ("/console", "Loop"),
     ("/console/usage", "Usage"),
     ("/console/forecast", "Forecast"),
     ("/console/fleet", "Fleet"),
+    ("/console/keys", "Keys"),
+    ("/console/agents", "Agents"),
+    ("/console/ads", "Ads"),
+    ("/console/ask", "Ask"),
 ];
 
-fn layout(title: &str, current: &str, range: Option<&Range>, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, current: &str, range: Option<&Range>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -130,7 +134,7 @@ fn power(megawatts: f64) -> String {
     }
 }
 
-fn usd(value: f64) -> String {
+pub(crate) fn usd(value: f64) -> String {
     if value >= 1.0 {
         format!("${value:.2}")
     } else {
