@@ -56,11 +56,16 @@ pub fn save(db: &RetailDb, file: &Path) -> std::io::Result<()> {
     std::fs::rename(&temporary, file)
 }
 
+/// Conversations whose authenticated customer is remembered at once; beyond this the least recently used is
+/// forgotten, and its customer must authenticate again (the safe direction to fail).
+const MAX_SESSIONS: usize = 10_000;
+
 /// The store's tools, one authenticated customer per session.
 pub struct RetailToolset {
     db: SharedRetailDb,
     file: Option<Arc<Path>>,
-    sessions: Mutex<HashMap<String, Arc<RetailSession>>>,
+    /// Each session's state and when it was last used.
+    sessions: Mutex<HashMap<String, (Arc<RetailSession>, std::time::Instant)>>,
 }
 
 impl RetailToolset {
@@ -83,12 +88,23 @@ impl RetailToolset {
 
     /// The conversation state of `session_id`.
     pub fn session(&self, session_id: &str) -> Arc<RetailSession> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(session_id.to_owned())
-            .or_insert_with(|| RetailSession::new(self.db.clone(), self.file.clone()))
-            .clone()
+        let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if let Some((session, used)) = sessions.get_mut(session_id) {
+            *used = now;
+            return Arc::clone(session);
+        }
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| id.clone())
+        {
+            sessions.remove(&oldest);
+        }
+        let session = RetailSession::new(self.db.clone(), self.file.clone());
+        sessions.insert(session_id.to_owned(), (Arc::clone(&session), now));
+        session
     }
 }
 
@@ -135,5 +151,28 @@ pub fn service_agent(model: &str, policy: &str) -> AgentSpec {
         },
         temperature: Some(0.0),
         tests: None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_keeps_its_customer_and_the_least_recently_used_is_forgotten_beyond_the_limit() {
+        let db: RetailDb = serde_json::from_str(DEMO_STORE).unwrap();
+        let toolset = RetailToolset::new(Arc::new(Mutex::new(db)));
+        toolset.session("first").assume("someone");
+        for index in 0..MAX_SESSIONS - 1 {
+            toolset.session(&format!("other-{index}"));
+        }
+        // Using the first session again makes another the least recently used.
+        assert_eq!(toolset.session("first").customer().as_deref(), Some("someone"));
+        toolset.session("one-more");
+        assert_eq!(toolset.session("first").customer().as_deref(), Some("someone"));
+        let sessions = toolset.sessions.lock().unwrap();
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(!sessions.contains_key("other-0"));
     }
 }
