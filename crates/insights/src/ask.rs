@@ -355,7 +355,7 @@ fn ledger_group_column(group: GroupBy) -> &'static str {
     }
 }
 
-/// The SQL for a checked question, with its bound parameters as text or integers.
+/// The SQL for a checked question: the period's bounds are `$1` and `$2`, the event kind `$3`.
 fn sql(question: &Question, backend: Backend) -> String {
     let shopper = question.metric == Metric::ShopperEvents;
     let groups: Vec<String> = question

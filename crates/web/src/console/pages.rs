@@ -146,17 +146,6 @@ fn chart(svg: String) -> Markup {
     html! { div.chart { (PreEscaped(svg)) } }
 }
 
-fn plan_totals(plan: &PlanFigures) -> Option<(&insights::PlanFigures, f64, f64)> {
-    match plan {
-        PlanFigures::Planned { sites, .. } => Some((
-            plan,
-            sites.iter().map(|site| site.peak_mw).sum(),
-            sites.iter().map(|site| site.cap_mw).sum(),
-        )),
-        PlanFigures::NotPlanned { .. } => None,
-    }
-}
-
 pub(crate) fn overview(range: &Range, report: &LoopReport) -> Markup {
     let gateway = &report.gateway;
     let peak: f64 = report
@@ -187,12 +176,12 @@ pub(crate) fn overview(range: &Range, report: &LoopReport) -> Markup {
             }
             div.stage #stage-power {
                 h2 { "Fleet power" }
-                @match plan_totals(&report.plan) {
-                    Some((PlanFigures::Planned { totals, .. }, peak_mw, cap_mw)) => {
-                        div.figure { (power(peak_mw)) }
-                        p { "of " (power(cap_mw)) " of caps; " (totals.replicas) " replicas" }
+                @match &report.plan {
+                    PlanFigures::Planned { totals, sites, .. } => {
+                        div.figure { (power(totals.peak_power_w / 1e6)) }
+                        p { "of " (power(sites.iter().map(|site| site.cap_mw).sum())) " of caps; " (totals.replicas) " replicas" }
                     }
-                    _ => { div.figure { "—" } p { "not planned" } }
+                    PlanFigures::NotPlanned { .. } => { div.figure { "—" } p { "not planned" } }
                 }
             }
             div.stage #stage-cost {
