@@ -66,10 +66,11 @@ test("the console asks for the master key, then shows the loop with live figures
   await page.getByRole("link", { name: "Fleet" }).click();
   await page.waitForURL(/\/console\/fleet/);
   assert.equal(await page.locator("#plan-sites tbody tr").count(), 3, "one row per site of the storefront fleet");
+  assert.match(await page.locator("#live-placement").textContent(), /Fleet routing is off/);
   await page.getByLabel(/Plan for/).fill("50");
   await page.getByRole("button", { name: "Re-plan" }).click();
   await page.waitForURL(/growth=50/);
-  assert.match(await page.locator("h2").first().textContent(), /× 50/);
+  assert.match(await page.locator("h2", { hasText: "Plan for" }).textContent(), /× 50/);
   await page.screenshot({ path: join(artifacts, "console-fleet.png"), fullPage: true });
   await page.close();
 });

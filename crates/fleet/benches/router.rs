@@ -30,7 +30,7 @@ impl Xorshift {
 fn main() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fleet");
     let fleet = Fleet::read(&data.join("example.toml")).unwrap();
-    let router = Router::new(&fleet);
+    let router = Router::new(std::sync::Arc::new(fleet.clone()));
     let start = 1_700_150_000.0;
     let mut random = Xorshift(0x9e37_79b9_7f4a_7c15);
     let requests: Vec<RouteRequest> = (0..4096)

@@ -12,6 +12,7 @@ mod demand;
 mod error;
 mod health;
 mod k8s;
+mod placement;
 mod plan;
 mod router;
 mod series;
@@ -25,6 +26,7 @@ pub use demand::{Demand, DemandRow};
 pub use error::FleetError;
 pub use health::ServerMetrics;
 pub use k8s::{K8sOptions, Manifest, kubernetes_manifests, write_kubernetes_manifests};
+pub use placement::{LivePlacement, PlacedReplicas};
 pub use plan::{
     CapacityStep, Flow, Inventory, Placement, Plan, PlanOptions, PlanTotals, Sensitivity, SiteCapacity, SitePlan,
     capacity, plan, sensitivity,

@@ -3,6 +3,8 @@
 //! The router never blocks and never allocates on the hot path ([`Router::choose`]); [`Router::explain`]
 //! scores every candidate for people (the `x-flywheel-route` header, the debug endpoint, the CLI).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::spec::Fleet;
@@ -200,8 +202,8 @@ pub struct Explanation {
 
 /// A router over one fleet: the replicas of each model, indexed once, also by site.
 #[derive(Debug, Clone)]
-pub struct Router<'a> {
-    fleet: &'a Fleet,
+pub struct Router {
+    fleet: Arc<Fleet>,
     by_model: Vec<Vec<usize>>,
     /// Per model, each site holding replicas of it, with the least energy any of them can spend per token.
     by_model_site: Vec<Vec<SiteReplicas>>,
@@ -248,9 +250,9 @@ struct Estimate {
     backlog_s: f64,
 }
 
-impl<'a> Router<'a> {
+impl Router {
     /// Indexes `fleet`'s replicas by model.
-    pub fn new(fleet: &'a Fleet) -> Self {
+    pub fn new(fleet: Arc<Fleet>) -> Self {
         let mut by_model = vec![Vec::new(); fleet.models.len()];
         let mut by_model_site: Vec<Vec<SiteReplicas>> = vec![Vec::new(); fleet.models.len()];
         for (index, replica) in fleet.replicas.iter().enumerate() {
@@ -286,8 +288,8 @@ impl<'a> Router<'a> {
     }
 
     /// The fleet.
-    pub fn fleet(&self) -> &'a Fleet {
-        self.fleet
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     fn estimate(&self, state: &FleetState, request: &RouteRequest, replica_index: usize) -> Estimate {
@@ -597,7 +599,7 @@ mod tests {
             requests in prop::collection::vec((1u32..8000, 1u32..1000, 0usize..5, 0usize..2), 1..20),
         ) {
             let fleet = example();
-            let router = Router::new(&fleet);
+            let router = Router::new(Arc::new(fleet.clone()));
             let now = 1_698_796_800.0 + hour as f64 * 3600.0;
             let mut state = FleetState::idle(&fleet, now);
             for (load, (decoding, waiting, backlog, healthy)) in state.loads.iter_mut().zip(&loads) {

@@ -264,7 +264,7 @@ pub fn simulate(fleet: &Fleet, trace: &Trace, options: &SimulationOptions) -> Re
         )));
     }
 
-    let router = Router::new(fleet);
+    let router = Router::new(std::sync::Arc::new(fleet.clone()));
     let state = FleetState::idle(fleet, start_s);
     let hours = (last_hour - first_hour) as usize;
     let over_since: Vec<Option<f64>> = fleet

@@ -25,7 +25,7 @@ fn the_example_fleet_and_trace_load() {
 #[test]
 fn the_router_explains_and_decides_fast_enough_to_stay_out_of_the_way() {
     let fleet = Fleet::read(&data().join("example.toml")).unwrap();
-    let router = Router::new(&fleet);
+    let router = Router::new(std::sync::Arc::new(fleet.clone()));
     let mut state = FleetState::idle(&fleet, 1_700_157_600.0);
     let request = RouteRequest {
         model: 0,

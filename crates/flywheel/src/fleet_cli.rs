@@ -206,7 +206,7 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
                 None => jiff::Timestamp::now().as_second() as f64,
             };
             let mut state = FleetState::idle(&fleet, at);
-            let explanation = Router::new(&fleet).explain(policy, &mut state, &request);
+            let explanation = Router::new(std::sync::Arc::new(fleet.clone())).explain(policy, &mut state, &request);
             outln!("{}", serde_json::to_string_pretty(&explanation)?);
             Ok(())
         }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::fleet_advisor::FleetAdvisor;
 use anyhow::Context as _;
 use gateway::{Gateway, UsageDimension};
 use insights::{LedgerHour, LoopInput, LoopOptions, LoopReport, ShopperHour};
@@ -62,7 +64,15 @@ pub struct LoopSource {
     gateway: Gateway,
     events: Arc<commerce::ShopperEvents>,
     fleet: Option<Arc<fleet::Fleet>>,
+    /// The gateway's fleet router, when fleet routing is on: the plan is put in service there.
+    router: Option<Arc<FleetAdvisor>>,
 }
+
+/// How often the live plan is recomputed.
+const REPLAN_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The history the live plan's forecast is fitted on, hours.
+const REPLAN_HISTORY_HOURS: i64 = 7 * 24;
 
 impl LoopSource {
     /// A source over `gateway`'s ledger and `events`, planning on `fleet`; questions are asked of `db`.
@@ -77,6 +87,60 @@ impl LoopSource {
             gateway,
             events,
             fleet: fleet.map(Arc::new),
+            router: None,
+        }
+    }
+
+    /// Puts each new plan in service on `router` (see [`LoopSource::keep_router_on_plan`]).
+    pub fn with_router(mut self, router: Arc<FleetAdvisor>) -> LoopSource {
+        self.router = Some(router);
+        self
+    }
+
+    /// Closes the loop: now and every [`REPLAN_INTERVAL`], forecasts the last week's demand, plans its peak
+    /// on the fleet and hands the placement to the router, which routes over it from the next request on.
+    /// Runs until the process ends; returns at once without a router.
+    pub async fn keep_router_on_plan(self) {
+        let Some(router) = self.router.clone() else {
+            return;
+        };
+        loop {
+            let now_hour = jiff::Timestamp::now().as_second().div_euclid(3600);
+            match self
+                .report(now_hour - REPLAN_HISTORY_HOURS, now_hour + 1, &LoopOptions::default())
+                .await
+            {
+                Ok(report) => match report.plan {
+                    insights::PlanFigures::Planned { placements, demand, .. } => {
+                        let peak: Vec<String> = demand
+                            .iter()
+                            .map(|row| format!("{} {:.4} req/s", row.model, row.requests_per_s))
+                            .collect();
+                        let basis = format!(
+                            "the forecast peak of the next {} h (90% upper bound): {}; planned at {}",
+                            LoopOptions::default().horizon_hours,
+                            peak.join(", "),
+                            jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%MZ")
+                        );
+                        match router.adopt(&placements, &basis) {
+                            Ok(true) => tracing::info!(
+                                replicas = placements.iter().map(|placement| placement.replicas).sum::<u32>(),
+                                %basis,
+                                "the router now routes over the plan's placement"
+                            ),
+                            Ok(false) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, "the plan cannot be put in service; the router keeps its placement")
+                            }
+                        }
+                    }
+                    insights::PlanFigures::NotPlanned { reason, .. } => {
+                        tracing::debug!(%reason, "no plan to put in service; the router keeps its placement");
+                    }
+                },
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "cannot compute the loop's plan"),
+            }
+            tokio::time::sleep(REPLAN_INTERVAL).await;
         }
     }
 
@@ -152,6 +216,10 @@ impl web::LoopFigures for LoopSource {
 
     fn fleet(&self) -> Option<&fleet::Fleet> {
         LoopSource::fleet(self)
+    }
+
+    fn live_placement(&self) -> Option<fleet::LivePlacement> {
+        self.router.as_ref().map(|router| router.placement())
     }
 
     fn ask(&self, question: insights::ask::Question) -> web::AnswerFuture<'_> {

@@ -66,6 +66,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let gateway = Gateway::open_with(db.clone(), gateway_config)
         .await
         .context("preparing the gateway")?;
+    let mut fleet_router = None;
     if let Some(path) = &settings.fleet {
         let fleet = fleet::Fleet::read(path)?;
         tracing::info!(
@@ -76,7 +77,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
         let advisor = std::sync::Arc::new(crate::fleet_advisor::FleetAdvisor::new(fleet, settings.fleet_policy));
         tokio::spawn(std::sync::Arc::clone(&advisor).check_replicas());
-        gateway.set_placement_advisor(advisor);
+        gateway.set_placement_advisor(Arc::clone(&advisor) as Arc<dyn gateway::PlacementAdvisor>);
+        fleet_router = Some(advisor);
     }
     if gateway.auth_enabled() {
         tracing::info!("auth on: requests need the master key or a tenant's virtual key");
@@ -130,16 +132,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("preparing the carts table")?;
     let loop_fleet = crate::loop_source::loop_fleet(settings.fleet.as_deref(), &settings.data_dir)
         .context("reading the fleet the loop plans on")?;
-    let console = web::Console::new(
-        Arc::new(crate::loop_source::LoopSource::new(
-            db.clone(),
-            gateway.clone(),
-            Arc::clone(&events),
-            Some(loop_fleet),
-        )),
-        gateway.clone(),
-    )
-    .with_ads(Arc::clone(&ads));
+    let mut loop_source =
+        crate::loop_source::LoopSource::new(db.clone(), gateway.clone(), Arc::clone(&events), Some(loop_fleet));
+    if let Some(router) = fleet_router {
+        loop_source = loop_source.with_router(router);
+        tokio::spawn(loop_source.clone().keep_router_on_plan());
+    }
+    let console = web::Console::new(Arc::new(loop_source), gateway.clone()).with_ads(Arc::clone(&ads));
     let storefront = storefront
         .with_ads(Arc::clone(&ads))
         .with_events(events)

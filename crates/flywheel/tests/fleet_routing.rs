@@ -158,6 +158,20 @@ async fn route_of(server: &Server, headers: &[(&str, &str)], stream: bool) -> (u
     (status, route)
 }
 
+/// `GET /admin/placement` for a request from the east.
+async fn placement_from_east(server: &Server) -> Value {
+    let (status, body) = server
+        .call(
+            Some(MASTER),
+            "GET",
+            "/admin/placement?model=llama-70b&region=east",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 #[tokio::test]
 async fn fleet_routing_follows_price_carbon_and_the_slo_and_explains_itself() {
     let (server, _dir) = start(true).await;
@@ -270,18 +284,7 @@ replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]"#;
             .collect()
     };
 
-    let placement = || async {
-        let (status, body) = server
-            .call(
-                Some(MASTER),
-                "GET",
-                "/admin/placement?model=llama-70b&region=east",
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    };
+    let placement = || placement_from_east(&server);
     let mut checked = Vec::new();
     for _ in 0..100 {
         checked = health_of(&placement().await);
@@ -317,4 +320,108 @@ replicas = [{ model = "llama-70b", accelerator = "h100", count = 2 }]"#;
         assert_eq!(entry["healthy"], false, "{entry}");
         assert!(entry["error"].as_str().unwrap().contains("answered 503"), "{entry}");
     }
+}
+
+/// The test fleet without Tokyo, whose cheap, clean site has no replicas in the file, only chips to place
+/// them on; a looser TTFT target fits the history's longer prompts.
+fn planned_fleet() -> String {
+    let (sites, _) = FLEET.split_once("[[sites]]\nname = \"tokyo\"").unwrap();
+    let clean_replicas =
+        "carbon = { constant = 40 }\nreplicas = [{ model = \"llama-70b\", accelerator = \"h100\", count = 2 }]";
+    assert!(sites.contains(clean_replicas));
+    sites
+        .replace(
+            clean_replicas,
+            "carbon = { constant = 40 }\naccelerators_available = { h100 = 16 }",
+        )
+        .replace("ttft_ms = 150", "ttft_ms = 2000")
+        + "[[user_regions]]\nname = \"east\"\nlat = 40.7\nlon = -74.0\nshare = 1.0\nlatency_ms = { dirty = 5, clean = 15 }\n"
+}
+
+/// Two days of ledger history for `llama-70b`, a few requests an hour.
+async fn write_llama_history(pool: &sqlx::SqlitePool) {
+    let now_hour = jiff::Timestamp::now().as_second().div_euclid(3600);
+    for hours_ago in 1..=48 {
+        let at = jiff::Timestamp::from_second((now_hour - hours_ago) * 3600 + 60).unwrap();
+        for index in 0..3 {
+            sqlx::query(
+                "INSERT INTO usage_ledger (request_id, created_at, tenant, model, endpoint, prompt_tokens, \
+                 completion_tokens, latency_ms, status, cost_micros) VALUES ($1, $2, 'acme', 'llama-70b', \
+                 'chat.completions', 800, 200, 900.0, 'ok', 0)",
+            )
+            .bind(format!("history-{hours_ago}-{index}"))
+            .bind(format!("{}", at.strftime("%Y-%m-%dT%H:%M:%S.000Z")))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_router_routes_over_the_placement_the_loop_plans_from_the_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flywheel.toml");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &config,
+        GATEWAY.replace(
+            "[[models.deployments]]\nname = \"dep-tokyo\"\nprovider = \"fault\"\nsite = \"tokyo\"\n",
+            "",
+        ),
+    )
+    .unwrap();
+    std::fs::write(&fleet, planned_fleet()).unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("shared.db").display());
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--master-key",
+        MASTER,
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--database-url",
+        &database,
+    ];
+
+    // With no demand yet, the router routes over the file's replicas, all at the dirty site.
+    let server = Server::start_with(&args).await;
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "east")], false).await;
+    assert_eq!(status, 200);
+    assert!(
+        route.starts_with("deployment=dep-dirty; site=dirty") && route.contains("placement from the fleet file"),
+        "{route}"
+    );
+    drop(server);
+
+    // Two days of demand: the next start forecasts it, plans its peak where energy and carbon are cheapest,
+    // and routes over that placement.
+    let pool = sqlx::SqlitePool::connect(&database).await.unwrap();
+    write_llama_history(&pool).await;
+    pool.close().await;
+    let server = Server::start_with(&args).await;
+    let mut placement = Value::Null;
+    for _ in 0..100 {
+        placement = placement_from_east(&server).await["placement"].clone();
+        if placement["source"] == "plan" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(placement["source"], "plan", "{placement}");
+    assert!(
+        placement["basis"].as_str().unwrap().contains("llama-70b"),
+        "{placement}"
+    );
+    let replicas = placement["replicas"].as_array().unwrap();
+    assert!(
+        replicas.iter().all(|row| row["site"] == "clean") && !replicas.is_empty(),
+        "{placement}"
+    );
+    let (status, route) = route_of(&server, &[("x-flywheel-region", "east")], false).await;
+    assert_eq!(status, 200);
+    assert!(
+        route.starts_with("deployment=dep-clean; site=clean") && route.contains("placement from the plan"),
+        "{route}"
+    );
 }

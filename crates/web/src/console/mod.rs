@@ -44,6 +44,8 @@ pub trait LoopFigures: Send + Sync + 'static {
     fn report(&self, from_hour: i64, to_hour: i64, options: LoopOptions) -> FiguresFuture<'_>;
     /// The fleet the forecast is planned on, if any.
     fn fleet(&self) -> Option<&fleet::Fleet>;
+    /// The placement the gateway's fleet router routes over now, when fleet routing is on.
+    fn live_placement(&self) -> Option<fleet::LivePlacement>;
     /// Runs a checked question read-only over the documented tables.
     fn ask(&self, question: insights::ask::Question) -> AnswerFuture<'_>;
 }
@@ -262,7 +264,13 @@ async fn forecast(State(console): State<Console>, params: Result<Query<RangePara
 
 async fn fleet_page(State(console): State<Console>, params: Result<Query<RangeParams>, QueryRejection>) -> Response {
     match figures(&console, params).await {
-        Ok((range, report)) => pages::fleet(&range, &report, console.figures.fleet()).into_response(),
+        Ok((range, report)) => pages::fleet(
+            &range,
+            &report,
+            console.figures.fleet(),
+            console.figures.live_placement().as_ref(),
+        )
+        .into_response(),
         Err(response) => response,
     }
 }

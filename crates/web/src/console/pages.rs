@@ -283,8 +283,26 @@ pub(crate) fn forecast(range: &Range, report: &LoopReport) -> Markup {
     layout("Forecast", "/console/forecast", Some(range), body)
 }
 
-pub(crate) fn fleet(range: &Range, report: &LoopReport, fleet: Option<&fleet::Fleet>) -> Markup {
+pub(crate) fn fleet(
+    range: &Range,
+    report: &LoopReport,
+    fleet: Option<&fleet::Fleet>,
+    live: Option<&fleet::LivePlacement>,
+) -> Markup {
     let body = html! {
+        h2 { "Router placement in service" }
+        @match live {
+            Some(live) => {
+                p #live-placement { "The gateway's fleet router routes over the " strong { (live.source) } "'s placement since " (live.since) "."
+                    @if !live.basis.is_empty() { " It answers " (live.basis) "." } }
+                table #live-replicas {
+                    thead { tr { th { "site" } th { "accelerator" } th { "model" } th { "replicas" } } }
+                    tbody { @for row in &live.replicas { tr { td { (row.site) } td { (row.accelerator) } td { (row.model) } td { (row.replicas) } } } }
+                }
+            }
+            None => p #live-placement { "Fleet routing is off: start with " code { "--fleet FILE" } " and give models " code { "routing = \"fleet\"" }
+                " to have the router route over the plan below, re-planned every five minutes." }
+        }
         @match &report.plan {
             PlanFigures::Planned { fleet: name, growth, demand, unplaced, placements, sites, totals } => {
                 h2 { "Plan for the forecast peak × " (growth) " on fleet " (name) }
