@@ -71,7 +71,19 @@ test("the console asks for the master key, then shows the loop with live figures
   await page.getByRole("button", { name: "Re-plan" }).click();
   await page.waitForURL(/growth=50/);
   assert.match(await page.locator("h2", { hasText: "Plan for" }).textContent(), /× 50/);
+  assert.equal(await page.locator("#capacity tbody tr").count(), 5, "capacity at five multiples of the demand");
+  assert.ok((await page.locator("#sensitivity tbody tr").count()) >= 4, "the plan's sensitivity");
   await page.screenshot({ path: join(artifacts, "console-fleet.png"), fullPage: true });
+
+  await page.getByRole("link", { name: "Simulator" }).click();
+  await page.waitForURL(/\/console\/simulate/);
+  assert.equal(await page.locator("#replays tbody tr").count(), 6, "every policy on the plan's placement");
+  assert.match(await page.locator("#replay-basis").textContent(), /model calls of the fleet.s models from this range, × 1,/);
+  await page.getByLabel(/Replay/).fill("10");
+  await page.getByRole("button", { name: "Replay" }).click();
+  await page.waitForURL(/scale=10/);
+  assert.match(await page.locator("#replay-basis").textContent(), /× 10,/);
+  await page.screenshot({ path: join(artifacts, "console-simulator.png"), fullPage: true });
   await page.close();
 });
 
@@ -127,6 +139,8 @@ test("the console refuses other keys and bad ranges with clear pages", async () 
   const badRange = await fetch(`${base}/console?hours=5`, { headers: admin });
   assert.equal(badRange.status, 400);
   assert.match(await badRange.text(), /hours must be one of/);
+  const badScale = await fetch(`${base}/console/simulate?scale=5000`, { headers: admin });
+  assert.equal(badScale.status, 400);
   const badGrowth = await fetch(`${base}/console/fleet?growth=-2`, { headers: admin });
   assert.equal(badGrowth.status, 400);
   const ok = await fetch(`${base}/console/usage?hours=24`, { headers: admin });

@@ -182,7 +182,8 @@ fn percentile(values: &mut [f32], q: f64) -> f64 {
 /// The arrival times (seconds after the start) and trace indices of every replayed request, in order.
 fn arrivals(trace: &Trace, horizon_s: f64, copies: u32) -> Vec<(f64, u32)> {
     let span = trace.span_s();
-    let period = if trace.requests.len() > 1 {
+    // A trace whose requests all arrive at once repeats every second (a zero period would never advance).
+    let period = if trace.requests.len() > 1 && span > 0.0 {
         span + span / (trace.requests.len() - 1) as f64
     } else {
         1.0

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::fleet_advisor::FleetAdvisor;
 use anyhow::Context as _;
 use gateway::{Gateway, UsageDimension};
-use insights::{LedgerHour, LoopInput, LoopOptions, LoopReport, ShopperHour};
+use insights::{InsightsError, LedgerHour, LoopInput, LoopOptions, LoopReport, ShopperHour};
 
 /// The storefront's fleet and the price series it names, built in and copied into the data directory on first
 /// use, where an operator may edit them.
@@ -205,6 +205,52 @@ impl LoopSource {
     }
 }
 
+/// The most calls one replay takes from the ledger (the newest).
+const MAX_REPLAY_CALLS: u32 = 20_000;
+
+impl LoopSource {
+    /// Replays the ledger's calls of `[from_hour, to_hour)` through the fleet (see [`insights::replay`]).
+    pub async fn replay(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+        load_scale: u32,
+        plan: Option<Vec<fleet::Placement>>,
+    ) -> Result<insights::replay::ReplayComparison, InsightsError> {
+        let Some(fleet) = self.fleet.clone() else {
+            return Err(InsightsError::Unanswerable("no fleet is configured".to_owned()));
+        };
+        let bound = |hour: i64| -> Result<String, InsightsError> {
+            let start = jiff::Timestamp::from_second(hour.saturating_mul(3600))
+                .map_err(|_| InsightsError::InvalidOption("an hour out of range".to_owned()))?;
+            gateway::parse_bound("hour", &start.to_string())
+                .map_err(|error| InsightsError::InvalidOption(error.to_string()))
+        };
+        let calls = self
+            .gateway
+            .ledger()
+            .calls(&bound(from_hour)?, &bound(to_hour)?, MAX_REPLAY_CALLS)
+            .await
+            .map_err(|error| InsightsError::Query(format!("reading the usage ledger: {error}")))?;
+        let calls: Vec<insights::replay::Call> = calls
+            .into_iter()
+            .filter_map(|call| {
+                let at: jiff::Timestamp = call.created_at.parse().ok()?;
+                Some(insights::replay::Call {
+                    unix_s: at.as_millisecond() as f64 / 1e3,
+                    model: call.model,
+                    prompt_tokens: call.prompt_tokens,
+                    output_tokens: call.completion_tokens,
+                })
+            })
+            .collect();
+        let options = insights::replay::ReplayOptions { load_scale };
+        tokio::task::spawn_blocking(move || insights::replay::compare(&fleet, &calls, plan.as_deref(), options))
+            .await
+            .map_err(|error| InsightsError::Query(format!("the replay stopped: {error}")))?
+    }
+}
+
 impl web::LoopFigures for LoopSource {
     fn report(&self, from_hour: i64, to_hour: i64, options: LoopOptions) -> web::FiguresFuture<'_> {
         Box::pin(async move {
@@ -220,6 +266,16 @@ impl web::LoopFigures for LoopSource {
 
     fn live_placement(&self) -> Option<fleet::LivePlacement> {
         self.router.as_ref().map(|router| router.placement())
+    }
+
+    fn replay(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+        load_scale: u32,
+        plan: Option<Vec<fleet::Placement>>,
+    ) -> web::ReplayFuture<'_> {
+        Box::pin(async move { LoopSource::replay(self, from_hour, to_hour, load_scale, plan).await })
     }
 
     fn ask(&self, question: insights::ask::Question) -> web::AnswerFuture<'_> {

@@ -51,7 +51,7 @@ pub use provider::ProviderKind;
 pub use provider::fault::FaultConfig;
 pub use routing::{Candidate, PlacementAdvisor, PlacementQuery, Ranking, RoutingConfig, RoutingStrategy};
 pub use tenants::TenantLimits;
-pub use usage::{UsageDimension, UsageGroup, parse_bound};
+pub use usage::{LedgerCall, UsageDimension, UsageGroup, parse_bound};
 
 use budget::{BudgetLimit, Budgets, Scope};
 use dispatch::Dispatcher;

@@ -119,7 +119,45 @@ pub fn parse_bound(param: &str, text: &str) -> Result<String, GatewayError> {
     ))
 }
 
+/// One answered model call, as a simulator replays it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerCall {
+    /// When it was made (ledger timestamp text, RFC 3339 in UTC).
+    pub created_at: String,
+    /// The model asked for.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+}
+
 impl UsageLedger {
+    /// The newest `limit` successful calls a model answered (not the cache) in `[from, to)`, oldest first.
+    pub async fn calls(&self, from: &str, to: &str, limit: u32) -> Result<Vec<LedgerCall>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT created_at, model, prompt_tokens, completion_tokens FROM usage_ledger \
+             WHERE status = 'ok' AND (cache IS NULL OR cache <> 'hit') AND created_at >= $1 AND created_at < $2 \
+             ORDER BY created_at DESC LIMIT $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let tokens = |count: i64| u32::try_from(count.max(0)).unwrap_or(u32::MAX);
+        Ok(rows
+            .into_iter()
+            .rev()
+            .map(|(created_at, model, prompt, completion)| LedgerCall {
+                created_at,
+                model,
+                prompt_tokens: tokens(prompt),
+                completion_tokens: tokens(completion),
+            })
+            .collect())
+    }
+
     /// Usage grouped by `group_by` for rows created in `[from, to)` (ledger timestamp text; see [`parse_bound`]),
     /// most requests first.
     pub async fn report(
@@ -278,6 +316,36 @@ mod tests {
         assert_eq!(
             ledger.report(&[], Some(&past), Some(&future)).await.unwrap()[0].requests,
             4
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_are_the_answered_ones_oldest_first() {
+        let db = store::Database::open_in_memory().await.unwrap();
+        crate::schema::migrate(&db).await.unwrap();
+        let ledger = UsageLedger::new(db);
+        let mut hit = row("3", "a", "m", "ok");
+        hit.cache = Some("hit".to_owned());
+        for record in [
+            row("1", "a", "m", "ok"),
+            row("2", "a", "n", "upstream_error"),
+            hit,
+            row("4", "b", "n", "ok"),
+        ] {
+            ledger.record(&record).await.unwrap();
+        }
+        let from = parse_bound("from", "2000-01-01").unwrap();
+        let to = parse_bound("to", "2999-01-01").unwrap();
+        let calls = ledger.calls(&from, &to, 10).await.unwrap();
+        assert_eq!(
+            calls.iter().map(|call| call.model.as_str()).collect::<Vec<_>>(),
+            ["m", "n"]
+        );
+        assert!(calls[0].created_at <= calls[1].created_at);
+        assert_eq!(
+            ledger.calls(&from, &to, 1).await.unwrap()[0].model,
+            "n",
+            "the newest are kept"
         );
     }
 

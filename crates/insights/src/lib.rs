@@ -8,6 +8,7 @@
 pub mod ask;
 mod demand;
 pub mod forecast;
+pub mod replay;
 mod report;
 
 pub use demand::{LedgerHour, ShopperHour, hour_label, unix_hour};

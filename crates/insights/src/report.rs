@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fleet::{Demand, DemandRow, Fleet, Placement, PlanOptions, PlanTotals};
+use fleet::{CapacityStep, Demand, DemandRow, Fleet, Placement, PlanOptions, PlanTotals, Sensitivity};
 use serde::Serialize;
 
 use crate::demand::{dense, hour_label, totals_by};
@@ -29,7 +29,13 @@ pub struct LoopOptions {
     pub model_map: BTreeMap<String, String>,
     /// The tenant the storefront calls models as: its calls are the ones shoppers cause.
     pub shopper_tenant: String,
+    /// Also plan the what-ifs: the capacity needed at several multiples of the planned demand, and the plan's
+    /// sensitivity to energy price, carbon price and utilization (a dozen more solves).
+    pub what_ifs: bool,
 }
+
+/// Multiples of the planned demand the capacity table shows.
+const CAPACITY_GROWTH: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 100.0];
 
 impl Default for LoopOptions {
     fn default() -> Self {
@@ -39,6 +45,7 @@ impl Default for LoopOptions {
             growth: 1.0,
             model_map: BTreeMap::new(),
             shopper_tenant: "storefront".to_owned(),
+            what_ifs: false,
         }
     }
 }
@@ -211,7 +218,13 @@ pub enum PlanFigures {
         /// Per site, in fleet order.
         sites: Vec<SiteFigures>,
         /// Sums.
-        totals: PlanTotals,
+        totals: Box<PlanTotals>,
+        /// Chips, MW, capex and opex per site at multiples of the planned demand (with what-ifs).
+        capacity: Vec<CapacityStep>,
+        /// The plan re-made with one input changed at a time (with what-ifs).
+        sensitivity: Vec<Sensitivity>,
+        /// Why the what-ifs could not be planned, when asked for.
+        what_ifs_problem: Option<String>,
     },
     /// No plan: why.
     NotPlanned {
@@ -447,35 +460,52 @@ fn plan_figures(forecasts: &[ModelForecast], fleet: Option<&Fleet>, options: &Lo
             unplaced,
         };
     }
-    let rows = demand_rows(fleet, &demand);
-    match fleet::plan(fleet, &Demand { rows }, &PlanOptions::default()) {
-        Ok(plan) => PlanFigures::Planned {
-            fleet: fleet.name.clone(),
-            growth: options.growth,
-            demand: demand.into_iter().map(|(_, planned)| planned).collect(),
-            unplaced,
-            sites: plan
-                .sites
-                .iter()
-                .map(|site| SiteFigures {
-                    site: site.site.clone(),
-                    replicas: site.replicas,
-                    chips: site.chips,
-                    peak_mw: site.peak_power_w / 1e6,
-                    cap_mw: site.power_cap_w / 1e6,
-                    cap_used: if site.power_cap_w > 0.0 {
-                        site.peak_power_w / site.power_cap_w
-                    } else {
-                        0.0
-                    },
-                    energy_usd_per_h: site.energy_usd_per_h,
-                    carbon_kg_per_h: site.carbon_kg_per_h,
-                    hardware_usd_per_h: site.hardware_usd_per_h,
-                })
-                .collect(),
-            placements: plan.placements,
-            totals: plan.totals,
-        },
+    let planned = Demand {
+        rows: demand_rows(fleet, &demand),
+    };
+    match fleet::plan(fleet, &planned, &PlanOptions::default()) {
+        Ok(plan) => {
+            let what_ifs = options.what_ifs.then(|| {
+                let capacity = fleet::capacity(fleet, &planned, &plan.options, &CAPACITY_GROWTH)?;
+                let sensitivity = fleet::sensitivity(fleet, &planned, &plan)?;
+                Ok::<_, fleet::FleetError>((capacity, sensitivity))
+            });
+            let (capacity, sensitivity, what_ifs_problem) = match what_ifs {
+                None => (Vec::new(), Vec::new(), None),
+                Some(Ok((capacity, sensitivity))) => (capacity, sensitivity, None),
+                Some(Err(error)) => (Vec::new(), Vec::new(), Some(error.to_string())),
+            };
+            PlanFigures::Planned {
+                fleet: fleet.name.clone(),
+                growth: options.growth,
+                demand: demand.into_iter().map(|(_, planned)| planned).collect(),
+                unplaced,
+                sites: plan
+                    .sites
+                    .iter()
+                    .map(|site| SiteFigures {
+                        site: site.site.clone(),
+                        replicas: site.replicas,
+                        chips: site.chips,
+                        peak_mw: site.peak_power_w / 1e6,
+                        cap_mw: site.power_cap_w / 1e6,
+                        cap_used: if site.power_cap_w > 0.0 {
+                            site.peak_power_w / site.power_cap_w
+                        } else {
+                            0.0
+                        },
+                        energy_usd_per_h: site.energy_usd_per_h,
+                        carbon_kg_per_h: site.carbon_kg_per_h,
+                        hardware_usd_per_h: site.hardware_usd_per_h,
+                    })
+                    .collect(),
+                placements: plan.placements,
+                totals: Box::new(plan.totals),
+                capacity,
+                sensitivity,
+                what_ifs_problem,
+            }
+        }
         Err(error) => PlanFigures::NotPlanned {
             reason: format!("the fleet cannot serve the forecast peak: {error}"),
             unplaced,

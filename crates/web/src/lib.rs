@@ -18,7 +18,7 @@ use commerce::{CommerceError, EventKind, FacetField, Filter, SearchQuery, Storef
 use serde::Deserialize;
 
 pub use crate::business::business_router;
-pub use crate::console::{AnswerFuture, Console, FiguresFuture, LoopFigures, console_router};
+pub use crate::console::{AnswerFuture, Console, FiguresFuture, LoopFigures, ReplayFuture, console_router};
 use crate::pages::{Asked, HomeCatalog, MAX_PAGE, PER_PAGE};
 
 /// The stylesheet, built into the binary: no asset pipeline, no external requests.

@@ -10,6 +10,7 @@
 mod charts;
 mod operations;
 mod pages;
+mod simulator;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,10 @@ const MAX_SESSIONS: usize = 1024;
 /// A boxed future, as trait objects return them.
 pub type FiguresFuture<'a> = Pin<Box<dyn Future<Output = Result<LoopReport, String>> + Send + 'a>>;
 
+/// A boxed future of a replay's comparison.
+pub type ReplayFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<insights::replay::ReplayComparison, insights::InsightsError>> + Send + 'a>>;
+
 /// A boxed future of a question's answer.
 pub type AnswerFuture<'a> = Pin<Box<dyn Future<Output = Result<insights::ask::Answer, String>> + Send + 'a>>;
 
@@ -46,6 +51,15 @@ pub trait LoopFigures: Send + Sync + 'static {
     fn fleet(&self) -> Option<&fleet::Fleet>;
     /// The placement the gateway's fleet router routes over now, when fleet routing is on.
     fn live_placement(&self) -> Option<fleet::LivePlacement>;
+    /// Replays the model calls of `[from_hour, to_hour)`, × `load_scale`, through the fleet under every policy,
+    /// on the fleet file's placement and on `plan`'s.
+    fn replay(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+        load_scale: u32,
+        plan: Option<Vec<fleet::Placement>>,
+    ) -> ReplayFuture<'_>;
     /// Runs a checked question read-only over the documented tables.
     fn ask(&self, question: insights::ask::Question) -> AnswerFuture<'_>;
 }
@@ -111,6 +125,7 @@ pub fn console_router(console: Console) -> Router {
         .route("/console/usage", get(usage))
         .route("/console/forecast", get(forecast))
         .route("/console/fleet", get(fleet_page))
+        .route("/console/simulate", get(simulator::page))
         .route("/console/keys", get(operations::keys))
         .route("/console/agents", get(operations::sessions))
         .route("/console/agents/{id}", get(operations::trace))
@@ -190,6 +205,8 @@ struct RangeParams {
     hours: Option<i64>,
     /// Demand multiple for the plan.
     growth: Option<f64>,
+    /// Copies of the calls the simulator page replays together.
+    scale: Option<u32>,
 }
 
 /// Ranges the pages offer, in hours.
@@ -207,9 +224,18 @@ impl Range {
     }
 }
 
+/// The hour in progress, in hours since the epoch.
+fn current_hour() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs() / 3600).unwrap_or(0))
+}
+
+/// The report for a page's range; `what_ifs` adds the capacity and sensitivity tables.
 async fn figures(
     console: &Console,
     params: Result<Query<RangeParams>, QueryRejection>,
+    what_ifs: bool,
 ) -> Result<(Range, LoopReport), Response> {
     let Query(params) =
         params.map_err(|rejection| pages::problem(StatusCode::BAD_REQUEST, &rejection.body_text()).into_response())?;
@@ -225,13 +251,11 @@ async fn figures(
     }
     let options = LoopOptions {
         growth,
+        what_ifs,
         ..LoopOptions::default()
     };
-    let now_hour = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs() / 3600).unwrap_or(0));
     // The current hour is included, so the figures move while one watches; the forecast starts after it.
-    let to_hour = now_hour + 1;
+    let to_hour = current_hour() + 1;
     match console.figures.report(to_hour - hours, to_hour, options).await {
         Ok(report) => Ok((Range { hours, growth }, report)),
         Err(message) => {
@@ -242,28 +266,28 @@ async fn figures(
 }
 
 async fn overview(State(console): State<Console>, params: Result<Query<RangeParams>, QueryRejection>) -> Response {
-    match figures(&console, params).await {
+    match figures(&console, params, false).await {
         Ok((range, report)) => pages::overview(&range, &report).into_response(),
         Err(response) => response,
     }
 }
 
 async fn usage(State(console): State<Console>, params: Result<Query<RangeParams>, QueryRejection>) -> Response {
-    match figures(&console, params).await {
+    match figures(&console, params, false).await {
         Ok((range, report)) => pages::usage(&range, &report).into_response(),
         Err(response) => response,
     }
 }
 
 async fn forecast(State(console): State<Console>, params: Result<Query<RangeParams>, QueryRejection>) -> Response {
-    match figures(&console, params).await {
+    match figures(&console, params, false).await {
         Ok((range, report)) => pages::forecast(&range, &report).into_response(),
         Err(response) => response,
     }
 }
 
 async fn fleet_page(State(console): State<Console>, params: Result<Query<RangeParams>, QueryRejection>) -> Response {
-    match figures(&console, params).await {
+    match figures(&console, params, true).await {
         Ok((range, report)) => pages::fleet(
             &range,
             &report,

@@ -33,11 +33,12 @@ th{font-size:.8rem;color:#5b6578;font-weight:600}
 @media (max-width:800px){.loop{grid-template-columns:1fr 1fr}.stage::after{display:none}}
 ";
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/console", "Loop"),
     ("/console/usage", "Usage"),
     ("/console/forecast", "Forecast"),
     ("/console/fleet", "Fleet"),
+    ("/console/simulate", "Simulator"),
     ("/console/keys", "Keys"),
     ("/console/agents", "Agents"),
     ("/console/ads", "Ads"),
@@ -132,6 +133,15 @@ fn power(megawatts: f64) -> String {
     } else {
         format!("{megawatts:.2} MW")
     }
+}
+
+/// Three significant digits, however small: a replay of a few calls on CPUs spends micro-dollars.
+pub(crate) fn significant(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let decimals = (2 - value.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{value:.decimals$}")
 }
 
 pub(crate) fn usd(value: f64) -> String {
@@ -283,6 +293,41 @@ pub(crate) fn forecast(range: &Range, report: &LoopReport) -> Markup {
     layout("Forecast", "/console/forecast", Some(range), body)
 }
 
+/// The capacity table (demand growth → chips, MW, capex, opex, carbon) and the sensitivity table.
+fn what_ifs(capacity: &[fleet::CapacityStep], sensitivity: &[fleet::Sensitivity], problem: Option<&str>) -> Markup {
+    html! {
+        @if let Some(problem) = problem { p.problem { "No what-ifs: " (problem) } }
+        @if !capacity.is_empty() {
+            h2 { "Capacity as demand grows" }
+            p.note { "Multiples of the planned demand, chips bought where the installed ones run out; power beyond a cap is the grid upgrade the site needs." }
+            table #capacity {
+                thead { tr { th { "demand" } th { "req/s" } th { "chips" } th { "to buy" } th { "capex" } th { "peak MW" } th { "grid upgrade MW" } th { "opex / year" } th { "CO2 t / year" } } }
+                tbody { @for step in capacity {
+                    @let upgrade: f64 = step.sites.iter().map(|site| site.grid_upgrade_mw).sum();
+                    @let carbon: f64 = step.sites.iter().map(|site| site.carbon_t_per_year).sum();
+                    tr { td { "× " (step.growth) } td { (format!("{:.3}", step.requests_per_s)) } td { (step.totals.chips) } td { (step.totals.chips_to_buy) }
+                         td { (usd(step.totals.capex_usd)) } td { (format!("{:.5}", step.totals.peak_power_w / 1e6)) } td { (format!("{upgrade:.5}")) }
+                         td { (usd(step.opex_usd_per_year)) } td { (format!("{carbon:.2}")) } }
+                } }
+            }
+        }
+        @if !sensitivity.is_empty() {
+            h2 { "Sensitivity" }
+            table #sensitivity {
+                thead { tr { th { "case" } th { "total $/h" } th { "energy $/h" } th { "CO2 kg/h" } th { "replicas" } th { "moved" } } }
+                tbody { @for case in sensitivity {
+                    tr { td { (case.case) }
+                        @match &case.totals {
+                            Some(totals) => { td { (usd(totals.total_usd_per_h)) } td { (usd(totals.energy_usd_per_h)) } td { (format!("{:.3}", totals.carbon_kg_per_h)) } td { (totals.replicas) } }
+                            None => { td colspan="4" { (case.infeasible.as_deref().unwrap_or("infeasible")) } }
+                        }
+                        td { (case.moved.join(", ")) } }
+                } }
+            }
+        }
+    }
+}
+
 pub(crate) fn fleet(
     range: &Range,
     report: &LoopReport,
@@ -304,7 +349,7 @@ pub(crate) fn fleet(
                 " to have the router route over the plan below, re-planned every five minutes." }
         }
         @match &report.plan {
-            PlanFigures::Planned { fleet: name, growth, demand, unplaced, placements, sites, totals } => {
+            PlanFigures::Planned { fleet: name, growth, demand, unplaced, placements, sites, totals, capacity, sensitivity, what_ifs_problem } => {
                 h2 { "Plan for the forecast peak × " (growth) " on fleet " (name) }
                 p { @for row in demand { (row.model) ": " (format!("{:.4}", row.requests_per_s)) " req/s as " (row.fleet_model) ". " }
                     @if !unplaced.is_empty() { "Not in the fleet: " (unplaced.join(", ")) "." } }
@@ -333,6 +378,7 @@ pub(crate) fn fleet(
                              td { (format!("{:.4}", placement.requests_per_s)) } td { (format!("{:.0}%", placement.utilization * 100.0)) } }
                     } }
                 }
+                (what_ifs(capacity, sensitivity, what_ifs_problem.as_deref()))
             }
             PlanFigures::NotPlanned { reason, .. } => { p.problem { "No plan: " (reason) } }
         }
@@ -349,6 +395,11 @@ pub(crate) fn fleet(
             @if !prices.is_empty() {
                 @let lines: Vec<Line<'_>> = prices.iter().map(|(name, values)| Line { name, start: 0, values: &values[..values.len().min(7 * 24)] }).collect();
                 (chart(hourly_chart("energy price, first week of the series, USD/MWh", "USD/MWh", &lines, None)))
+            }
+            @let carbon: Vec<(&str, &[f64])> = fleet.sites.iter().filter(|site| !site.carbon.is_constant()).map(|site| (site.name.as_str(), site.carbon.values())).collect();
+            @if !carbon.is_empty() {
+                @let lines: Vec<Line<'_>> = carbon.iter().map(|(name, values)| Line { name, start: 0, values: &values[..values.len().min(7 * 24)] }).collect();
+                (chart(hourly_chart("grid carbon, first week of the series, gCO2/kWh", "gCO2/kWh", &lines, None)))
             }
         }
     };
