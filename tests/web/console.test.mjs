@@ -21,7 +21,7 @@ before(async () => {
   // One model call of the storefront's kind, so the tokens stage has figures whatever search used.
   const chat = await fetch(`${base}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${MASTER_KEY}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${MASTER_KEY}`, "x-flywheel-feature": "console-test" },
     body: JSON.stringify({ model: "smollm2-135m-instruct", max_tokens: 4, messages: [{ role: "user", content: "Hi" }] }),
   });
   assert.equal(chat.status, 200);
@@ -56,8 +56,11 @@ test("the console asks for the master key, then shows the loop with live figures
 
   await page.getByRole("link", { name: "Usage" }).click();
   await page.waitForURL(/\/console\/usage/);
-  assert.match(await page.locator("table").first().textContent(), /storefront/);
-  assert.match(await page.locator("table").nth(1).textContent(), /smollm2-135m-instruct/);
+  assert.match(await page.locator("#by-tenant").textContent(), /storefront/);
+  assert.match(await page.locator("#by-model").textContent(), /smollm2-135m-instruct/);
+  const features = await page.locator("#by-feature").textContent();
+  assert.match(features, /search/, "hybrid search's query embeddings are the search feature");
+  assert.match(features, /console-test/, "an HTTP caller's x-flywheel-feature");
 
   await page.getByRole("link", { name: "Forecast" }).click();
   await page.waitForURL(/\/console\/forecast/);

@@ -34,7 +34,10 @@ impl GatewayModels {
 
 impl ModelClient for GatewayModels {
     fn chat(&self, agent: &str, request: ChatCompletionRequest) -> BoxFuture<'_, Result<ChatCompletion, String>> {
-        let client = self.gateway.client(&GatewayModels::tenant(agent));
+        let client = self
+            .gateway
+            .client(&GatewayModels::tenant(agent))
+            .for_feature(&format!("agent:{agent}"));
         Box::pin(async move { client.chat(request).await.map_err(|error| error.to_string()) })
     }
 

@@ -57,6 +57,9 @@ pub enum EventKind {
     Cart,
     /// Bought a product.
     Order,
+    /// Asked an assistant (the shopping assistant, or a question on a product page); recorded by the store
+    /// itself, never posted by a client.
+    Assistant,
 }
 
 impl EventKind {
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::View => "view",
             EventKind::Cart => "cart",
             EventKind::Order => "order",
+            EventKind::Assistant => "assistant",
         }
     }
 

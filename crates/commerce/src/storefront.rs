@@ -151,6 +151,9 @@ impl SearchQuery {
 pub const DEMO_CATALOG: &[u8] = include_bytes!("../../../data/wands/product.csv");
 const DEMO_CATALOG_NAME: &str = "the built-in demo catalog";
 
+/// The session assistant turns are recorded under when the shopper sent none.
+const ANONYMOUS_SESSION: &str = "anonymous";
+
 /// What a successful load did; each rejected row is also logged with its line and reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LoadSummary {
@@ -346,7 +349,9 @@ impl Storefront {
         session: Option<&str>,
     ) -> Result<BoxStream<'static, AssistantEvent>, CommerceError> {
         let assistant = self.shopping.as_ref().ok_or(CommerceError::AssistantUnavailable)?;
-        assistant.converse(self, turns, session).await
+        let answer = assistant.converse(self, turns, session).await?;
+        self.record(EventKind::Assistant, session.unwrap_or(ANONYMOUS_SESSION), None, None);
+        Ok(answer)
     }
 
     fn carts(&self) -> Result<&Carts, CommerceError> {
@@ -532,7 +537,9 @@ impl Storefront {
         let product = self.product(product_id)?;
         let question = crate::assistant::validate_question(question)?;
         let assistant = self.assistant.as_ref().ok_or(CommerceError::AssistantUnavailable)?;
-        assistant.answer(&product, question).await
+        let answer = assistant.answer(&product, question).await?;
+        self.record(EventKind::Assistant, ANONYMOUS_SESSION, Some(product_id), None);
+        Ok(answer)
     }
 
     /// Serves the database's catalog: when its version differs from the one served (or none is), reads and

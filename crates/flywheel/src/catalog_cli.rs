@@ -292,7 +292,10 @@ async fn write_listings(
     let storefront = commerce::Storefront::new();
     let loader = storefront.clone();
     tokio::task::spawn_blocking(move || loader.load_demo()).await??;
-    let writer = commerce::ListingWriter::new(gateway.client(SELLERS_TENANT), models::CHAT_MODEL_ID);
+    let writer = commerce::ListingWriter::new(
+        gateway.client(SELLERS_TENANT).for_feature("listing-writer"),
+        models::CHAT_MODEL_ID,
+    );
 
     let mut file = std::fs::OpenOptions::new()
         .create(true)

@@ -66,6 +66,8 @@ pub struct LoopSource {
     fleet: Option<Arc<fleet::Fleet>>,
     /// The gateway's fleet router, when fleet routing is on: the plan is put in service there.
     router: Option<Arc<FleetAdvisor>>,
+    /// Sponsored products, whose impressions and clicks are shopper events too.
+    ads: Option<Arc<commerce::ads::Ads>>,
 }
 
 /// How often the live plan is recomputed.
@@ -88,7 +90,14 @@ impl LoopSource {
             events,
             fleet: fleet.map(Arc::new),
             router: None,
+            ads: None,
         }
+    }
+
+    /// Counts `ads`' impressions and clicks among the shopper events.
+    pub fn with_ads(mut self, ads: Arc<commerce::ads::Ads>) -> LoopSource {
+        self.ads = Some(ads);
+        self
     }
 
     /// Puts each new plan in service on `router` (see [`LoopSource::keep_router_on_plan`]).
@@ -159,7 +168,12 @@ impl LoopSource {
             .gateway
             .ledger()
             .report(
-                &[UsageDimension::Model, UsageDimension::Tenant, UsageDimension::Hour],
+                &[
+                    UsageDimension::Model,
+                    UsageDimension::Tenant,
+                    UsageDimension::Feature,
+                    UsageDimension::Hour,
+                ],
                 Some(&bound(from_hour)?),
                 Some(&bound(to_hour)?),
             )
@@ -179,6 +193,7 @@ impl LoopSource {
                 hour: insights::unix_hour(&text("hour"))?,
                 model: text("model"),
                 tenant: text("tenant"),
+                feature: text("feature"),
                 requests: group.requests,
                 failed: group.failed,
                 prompt_tokens: group.prompt_tokens,
@@ -186,11 +201,20 @@ impl LoopSource {
                 cost_micros: group.cost_micros,
             });
         }
-        let shoppers: Vec<ShopperHour> = self
+        let since_ms = from_hour.saturating_mul(3_600_000);
+        let mut counts = self
             .events
-            .hourly_counts(from_hour.saturating_mul(3_600_000))
+            .hourly_counts(since_ms)
             .await
-            .context("reading shopper events")?
+            .context("reading shopper events")?;
+        if let Some(ads) = &self.ads {
+            counts.extend(
+                ads.hourly_counts(since_ms)
+                    .await
+                    .context("reading ad impressions and clicks")?,
+            );
+        }
+        let shoppers: Vec<ShopperHour> = counts
             .into_iter()
             .map(|(kind, hour, events)| ShopperHour { hour, kind, events })
             .collect();

@@ -64,7 +64,11 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let events = commerce::ShopperEvents::open(db.clone())
         .await
         .context("preparing the shopper events table")?;
-    let source = crate::loop_source::LoopSource::new(db.clone(), gateway, events, Some(fleet));
+    let ads = commerce::ads::Ads::open(db.clone(), commerce::ads::auction::AuctionRules::default())
+        .await
+        .context("preparing the ads tables")?;
+    let source = crate::loop_source::LoopSource::new(db.clone(), gateway, events, Some(fleet))
+        .with_ads(std::sync::Arc::new(ads));
     let report = source.report(from_hour, to_hour, &options).await;
     progress.finish_and_clear();
     db.close().await;
@@ -111,7 +115,11 @@ fn print_tables(report: &LoopReport) {
         "tokens",
         "USD"
     );
-    for (label, shares) in [("tenant", &gateway.by_tenant), ("model", &gateway.by_model)] {
+    for (label, shares) in [
+        ("tenant", &gateway.by_tenant),
+        ("model", &gateway.by_model),
+        ("feature", &gateway.by_feature),
+    ] {
         for share in shares.iter() {
             outln!(
                 "  {:<8} {:<28} {:>10} {:>12} {:>10.4}",

@@ -97,19 +97,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         spawn_model_loading(&settings, &gateway, embedded);
         commerce::Storefront::new()
             .with_assistant(commerce::ProductAssistant::new(
-                gateway.client(STOREFRONT_TENANT),
+                gateway.client(STOREFRONT_TENANT).for_feature("product-assistant"),
                 CHAT_MODEL_ID,
             ))
             .with_embedder(commerce::TextEmbedder::new(
-                gateway.client(STOREFRONT_TENANT),
+                gateway.client(STOREFRONT_TENANT).for_feature("search"),
                 EMBEDDING_MODEL_ID,
             ))
             .with_shopping_assistant(commerce::ShoppingAssistant::new(
-                gateway.client(STOREFRONT_TENANT),
+                gateway.client(STOREFRONT_TENANT).for_feature("shopping-assistant"),
                 CHAT_MODEL_ID,
             ))
             .with_listing_writer(commerce::ListingWriter::new(
-                gateway.client(STOREFRONT_TENANT),
+                gateway.client(STOREFRONT_TENANT).for_feature("listing-writer"),
                 CHAT_MODEL_ID,
             ))
     } else {
@@ -133,7 +133,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let loop_fleet = crate::loop_source::loop_fleet(settings.fleet.as_deref(), &settings.data_dir)
         .context("reading the fleet the loop plans on")?;
     let mut loop_source =
-        crate::loop_source::LoopSource::new(db.clone(), gateway.clone(), Arc::clone(&events), Some(loop_fleet));
+        crate::loop_source::LoopSource::new(db.clone(), gateway.clone(), Arc::clone(&events), Some(loop_fleet))
+            .with_ads(Arc::clone(&ads));
     if let Some(router) = fleet_router {
         loop_source = loop_source.with_router(router);
         tokio::spawn(loop_source.clone().keep_router_on_plan());

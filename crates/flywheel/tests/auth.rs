@@ -191,6 +191,32 @@ async fn keys_gate_the_api_and_the_ledger_knows_who_spent() {
         200
     );
 
+    // A call names the product feature behind it; the ledger groups by it. A malformed name is a 400.
+    let featured = |feature: &'static str| {
+        common::http_client()
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(MASTER)
+            .header("x-flywheel-feature", feature)
+            .json(&chat().unwrap())
+            .send()
+    };
+    assert_eq!(featured("checkout-helper").await.unwrap().status(), 200);
+    let refused = featured("not a feature!").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "x-flywheel-feature", "{body}");
+    let (status, by_feature) = server
+        .call(Some(MASTER), "GET", "/admin/usage?group_by=feature", None)
+        .await;
+    assert_eq!(status, 200, "{by_feature}");
+    let checkout = by_feature["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|group| group["feature"] == "checkout-helper")
+        .unwrap_or_else(|| panic!("{by_feature}"));
+    assert_eq!(checkout["requests"], 1);
+
     // Usage reports from the ledger, for admins only.
     let (status, report) = server
         .call(Some(MASTER), "GET", "/admin/usage?group_by=tenant,status", None)

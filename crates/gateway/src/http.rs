@@ -138,6 +138,10 @@ pub(crate) const CACHE_HEADER: &str = "x-flywheel-cache";
 pub(crate) const ROUTE_HEADER: &str = "x-flywheel-route";
 const REGION_HEADER: &str = "x-flywheel-region";
 const SLO_HEADER: &str = "x-flywheel-slo";
+/// The product feature a call is recorded under in the ledger.
+const FEATURE_HEADER: &str = "x-flywheel-feature";
+/// The longest feature name.
+const MAX_FEATURE_CHARS: usize = 64;
 /// The W3C trace context header: a model call's span joins the caller's trace.
 const TRACEPARENT_HEADER: &str = "traceparent";
 
@@ -158,7 +162,8 @@ pub(crate) fn chat_client(
             })
             .transpose()
     };
-    let client = traced_client(client, headers).with_placement(text(REGION_HEADER)?, text(SLO_HEADER)?);
+    let client = featured_client(traced_client(client, headers), headers)?
+        .with_placement(text(REGION_HEADER)?, text(SLO_HEADER)?);
     match headers.get(CACHE_HEADER) {
         Some(value) => {
             let value = value
@@ -176,6 +181,31 @@ fn traced_client(client: crate::GatewayClient, headers: &axum::http::HeaderMap) 
     match headers.get(TRACEPARENT_HEADER).and_then(|value| value.to_str().ok()) {
         Some(value) => client.with_traceparent(value),
         None => client,
+    }
+}
+
+/// `client` recording its calls under the feature `x-flywheel-feature` names: 1 to 64 letters, digits, `.`,
+/// `_`, `-` or `:`.
+pub(crate) fn featured_client(
+    client: crate::GatewayClient,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::GatewayClient, GatewayError> {
+    let Some(value) = headers.get(FEATURE_HEADER) else {
+        return Ok(client);
+    };
+    let valid = value.to_str().ok().filter(|text| {
+        !text.is_empty()
+            && text.len() <= MAX_FEATURE_CHARS
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+    });
+    match valid {
+        Some(feature) => Ok(client.for_feature(feature)),
+        None => Err(GatewayError::invalid(
+            FEATURE_HEADER,
+            format!("{FEATURE_HEADER} must be 1 to {MAX_FEATURE_CHARS} letters, digits, '.', '_', '-' or ':'"),
+        )),
     }
 }
 
@@ -225,7 +255,7 @@ async fn embeddings(
     headers: axum::http::HeaderMap,
     OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Response, GatewayError> {
-    let client = traced_client(state.gateway.client_for(&caller), &headers);
+    let client = featured_client(traced_client(state.gateway.client_for(&caller), &headers), &headers)?;
     let limits = client.admit(crate::embeddings::ENDPOINT, &request.model).await?;
     let response = Json(client.embeddings(request).await?).into_response();
     Ok(with_limit_headers(response, limits))

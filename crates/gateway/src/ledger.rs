@@ -44,6 +44,9 @@ pub struct UsageRecord {
     pub cache: Option<String>,
     /// The guardrails' verdict, when guardrails ran: `allow`, `redacted` or `blocked:<rule>`.
     pub guardrail: Option<String>,
+    /// The product feature that made the call (`shopping-assistant`, `search`, an agent's name, or what an
+    /// HTTP caller's `x-flywheel-feature` says), when known.
+    pub feature: Option<String>,
     /// What the call's trace span needs; not stored.
     #[sqlx(skip)]
     #[serde(skip)]
@@ -69,6 +72,7 @@ impl UsageRecord {
             attempts: 0,
             cache: None,
             guardrail: None,
+            feature: account.feature.clone(),
             trace: SpanFacts {
                 parent: account.trace_parent.clone(),
                 ..SpanFacts::default()
@@ -91,6 +95,8 @@ impl UsageRecord {
 pub(crate) struct Account {
     pub(crate) tenant: String,
     pub(crate) key_id: Option<String>,
+    /// The product feature its calls are recorded under.
+    pub(crate) feature: Option<String>,
     /// The caller's span, which the call's span joins.
     pub(crate) trace_parent: Option<opentelemetry::trace::SpanContext>,
 }
@@ -248,7 +254,7 @@ impl UsageLedger {
     pub async fn recent(&self, limit: u32) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query_as(
             "SELECT request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, latency_ms, ttft_ms, status,
-                    deployment, cost_micros, attempts, cache, guardrail
+                    deployment, cost_micros, attempts, cache, guardrail, feature
              FROM usage_ledger ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -298,15 +304,15 @@ async fn write_queued(db: Database, mut receiver: mpsc::Receiver<Queued>) {
 }
 
 /// Columns written per row.
-const COLUMNS: usize = 15;
-/// Rows per INSERT statement: 1,920 parameters, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
+const COLUMNS: usize = 16;
+/// Rows per INSERT statement: 2,048 parameters, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
 const ROWS_PER_STATEMENT: usize = 128;
 
 /// `INSERT ... VALUES (...), (...) ...` for `rows` rows.
 fn insert_statement(rows: usize, backend: Backend) -> String {
     format!(
         "INSERT INTO usage_ledger (request_id, tenant, key_id, model, endpoint, prompt_tokens, completion_tokens, \
-         latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail) VALUES {} \
+         latency_ms, ttft_ms, status, deployment, cost_micros, attempts, cache, guardrail, feature) VALUES {} \
          ON CONFLICT (request_id) DO NOTHING",
         backend.values_placeholders(rows, COLUMNS)
     )
@@ -338,7 +344,8 @@ async fn write_batch(db: &Database, rows: &[&UsageRecord]) -> Result<(), sqlx::E
                 .bind(row.cost_micros)
                 .bind(row.attempts)
                 .bind(&row.cache)
-                .bind(&row.guardrail);
+                .bind(&row.guardrail)
+                .bind(&row.feature);
         }
         query.execute(&mut *transaction).await?;
     }
@@ -367,6 +374,7 @@ mod tests {
             attempts: 1,
             cache: None,
             guardrail: None,
+            feature: None,
             trace: crate::traces::SpanFacts::default(),
         }
     }

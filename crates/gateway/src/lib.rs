@@ -334,6 +334,7 @@ impl Gateway {
             account: Account {
                 tenant: tenant.to_owned(),
                 key_id: None,
+                feature: None,
                 trace_parent: None,
             },
             allowed_models: None,
@@ -479,6 +480,13 @@ impl GatewayClient {
     /// value; an invalid value is ignored.
     pub fn with_traceparent(mut self, traceparent: &str) -> GatewayClient {
         self.account.trace_parent = traces::parse_traceparent(traceparent);
+        self
+    }
+
+    /// Records this client's calls under a product feature (`shopping-assistant`, `search`, ...), so demand
+    /// can be told apart by what caused it.
+    pub fn for_feature(mut self, feature: &str) -> GatewayClient {
+        self.account.feature = Some(feature.to_owned());
         self
     }
 

@@ -82,6 +82,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: MIGRATION_3,
         postgres: MIGRATION_3,
     },
+    Migration {
+        version: 4,
+        description: "the product feature behind each model call",
+        sqlite: "ALTER TABLE usage_ledger ADD COLUMN feature TEXT;",
+        postgres: "ALTER TABLE usage_ledger ADD COLUMN feature TEXT;",
+    },
 ];
 
 /// Written in SQL both backends read: `INTEGER` is 64-bit in SQLite, and only holds 32-bit limits here.

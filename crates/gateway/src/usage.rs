@@ -1,5 +1,5 @@
 //! Usage reports over the ledger: requests, tokens, failures and latency, grouped by any of tenant, key, model,
-//! endpoint, status, day or hour, over a time range. Grouping columns come from a fixed list, never from the
+//! endpoint, status, feature, day or hour, over a time range. Grouping columns come from a fixed list, never from the
 //! request text, so a report query cannot be steered into arbitrary SQL.
 
 use std::str::FromStr;
@@ -23,6 +23,8 @@ pub enum UsageDimension {
     Endpoint,
     /// `ok`, `cancelled` or an error code.
     Status,
+    /// The product feature that made the call (empty when not told).
+    Feature,
     /// The UTC day, `YYYY-MM-DD`.
     Day,
     /// The UTC hour, `YYYY-MM-DDTHH:00Z`.
@@ -37,6 +39,7 @@ impl UsageDimension {
             UsageDimension::Model => "model",
             UsageDimension::Endpoint => "endpoint",
             UsageDimension::Status => "status",
+            UsageDimension::Feature => "feature",
             UsageDimension::Day => "day",
             UsageDimension::Hour => "hour",
         }
@@ -49,6 +52,7 @@ impl UsageDimension {
             UsageDimension::Model => "model",
             UsageDimension::Endpoint => "endpoint",
             UsageDimension::Status => "status",
+            UsageDimension::Feature => "COALESCE(feature, '')",
             UsageDimension::Day => "substr(created_at, 1, 10)",
             UsageDimension::Hour => "substr(created_at, 1, 13) || ':00Z'",
         }
@@ -65,6 +69,7 @@ impl FromStr for UsageDimension {
             UsageDimension::Model,
             UsageDimension::Endpoint,
             UsageDimension::Status,
+            UsageDimension::Feature,
             UsageDimension::Day,
             UsageDimension::Hour,
         ]
@@ -73,7 +78,7 @@ impl FromStr for UsageDimension {
         .ok_or_else(|| {
             GatewayError::invalid(
                 "group_by",
-                format!("cannot group by '{name}'; use tenant, key, model, endpoint, status, day or hour"),
+                format!("cannot group by '{name}'; use tenant, key, model, endpoint, status, feature, day or hour"),
             )
         })
     }
@@ -138,7 +143,7 @@ impl UsageLedger {
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT created_at, model, prompt_tokens, completion_tokens FROM usage_ledger \
              WHERE status = 'ok' AND (cache IS NULL OR cache <> 'hit') AND created_at >= $1 AND created_at < $2 \
-             ORDER BY created_at DESC LIMIT $3",
+             ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind(from)
         .bind(to)
@@ -268,6 +273,7 @@ mod tests {
             attempts: 1,
             cache: None,
             guardrail: None,
+            feature: None,
             trace: crate::traces::SpanFacts::default(),
         }
     }

@@ -52,6 +52,8 @@ pub enum GroupBy {
     Model,
     /// The tenant (model calls only).
     Tenant,
+    /// The product feature that made the call (model calls only).
+    Feature,
     /// The UTC day.
     Day,
     /// The UTC hour.
@@ -104,6 +106,8 @@ pub enum EventKind {
     Cart,
     /// Orders.
     Order,
+    /// Turns with the shopping assistant and questions on product pages.
+    Assistant,
 }
 
 impl EventKind {
@@ -113,6 +117,7 @@ impl EventKind {
             EventKind::View => "view",
             EventKind::Cart => "cart",
             EventKind::Order => "order",
+            EventKind::Assistant => "assistant",
         }
     }
 }
@@ -144,9 +149,9 @@ pub fn question_schema() -> serde_json::Value {
         "properties": {
             "metric": {"enum": ["requests", "tokens", "prompt_tokens", "output_tokens", "cost_usd",
                 "failed_requests", "mean_latency_ms", "shopper_events", "unanswerable"]},
-            "event_kind": {"enum": ["search", "view", "cart", "order", null]},
+            "event_kind": {"enum": ["search", "view", "cart", "order", "assistant", null]},
             "group_by": {"type": "array", "maxItems": 2,
-                "items": {"enum": ["model", "tenant", "day", "hour", "event_kind"]}},
+                "items": {"enum": ["model", "tenant", "feature", "day", "hour", "event_kind"]}},
             "period": {"enum": ["today", "yesterday", "last_24_hours", "last_7_days", "last_30_days", "all_time"]},
             "order": {"enum": ["most", "least"]},
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}
@@ -161,15 +166,17 @@ pub fn check(question: &Question) -> Result<(), String> {
     if question.metric == Metric::Unanswerable {
         return Err(
             "I can answer questions about model calls (requests, tokens, cost, failures, latency per model, \
-                    tenant, day or hour) and shopper events (searches, views, carts, orders per kind, day or hour)."
+                    tenant, feature, day or hour) and shopper events (searches, views, carts, orders, assistant turns per kind, day or hour)."
                 .to_owned(),
         );
     }
     let shopper = question.metric == Metric::ShopperEvents;
     for group in &question.group_by {
         match (group, shopper) {
-            (GroupBy::Model | GroupBy::Tenant, true) => {
-                return Err("shopper events have no model or tenant; group them by kind, day or hour".to_owned());
+            (GroupBy::Model | GroupBy::Tenant | GroupBy::Feature, true) => {
+                return Err(
+                    "shopper events have no model, tenant or feature; group them by kind, day or hour".to_owned(),
+                );
             }
             (GroupBy::EventKind, false) => {
                 return Err("model calls have no event kind; group them by model, tenant, day or hour".to_owned());
@@ -217,7 +224,14 @@ pub struct Answer {
 pub fn read_by_rules(text: &str) -> Question {
     let text = text.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|word| text.contains(word));
-    let event_kind = if has(&["search"]) {
+    let event_kind = if has(&[
+        "assistant turn",
+        "asked the assistant",
+        "assistant question",
+        "questions to the assistant",
+    ]) {
+        Some(EventKind::Assistant)
+    } else if has(&["search"]) {
         Some(EventKind::Search)
     } else if has(&["view", "looked at"]) {
         Some(EventKind::View)
@@ -258,6 +272,7 @@ pub fn read_by_rules(text: &str) -> Question {
         let by = match *word {
             "model" | "models" if cue(index) => Some(GroupBy::Model),
             "tenant" | "tenants" | "customer" | "customers" | "team" | "teams" if cue(index) => Some(GroupBy::Tenant),
+            "feature" | "features" if cue(index) => Some(GroupBy::Feature),
             "day" if cue(index) => Some(GroupBy::Day),
             "daily" => Some(GroupBy::Day),
             "hour" if cue(index) => Some(GroupBy::Hour),
@@ -335,6 +350,7 @@ fn group_column(group: GroupBy, backend: Backend) -> &'static str {
     match (group, backend) {
         (GroupBy::Model, _) => "model",
         (GroupBy::Tenant, _) => "tenant",
+        (GroupBy::Feature, _) => "''",
         (GroupBy::EventKind, _) => "kind",
         (GroupBy::Day, Backend::Sqlite) => "strftime('%Y-%m-%d', at / 1000, 'unixepoch')",
         (GroupBy::Day, Backend::Postgres) => "to_char(to_timestamp(at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
@@ -351,6 +367,7 @@ fn ledger_group_column(group: GroupBy) -> &'static str {
         GroupBy::Hour => "substr(created_at, 1, 13) || ':00Z'",
         GroupBy::Model => "model",
         GroupBy::Tenant => "tenant",
+        GroupBy::Feature => "COALESCE(feature, '')",
         GroupBy::EventKind => "''",
     }
 }
@@ -426,6 +443,7 @@ fn group_name(group: GroupBy) -> &'static str {
     match group {
         GroupBy::Model => "model",
         GroupBy::Tenant => "tenant",
+        GroupBy::Feature => "feature",
         GroupBy::Day => "day",
         GroupBy::Hour => "hour",
         GroupBy::EventKind => "event kind",
@@ -500,6 +518,7 @@ fn summary(question: &Question, rows: &[AnswerRow]) -> String {
         Some(EventKind::View) => "product views",
         Some(EventKind::Cart) => "adds to cart",
         Some(EventKind::Order) => "orders",
+        Some(EventKind::Assistant) => "assistant turns",
         None => metric_name(question.metric),
     };
     let period = serde_json::to_value(question.period)

@@ -15,6 +15,8 @@ pub struct LedgerHour {
     pub model: String,
     /// The tenant that paid.
     pub tenant: String,
+    /// The product feature that made the calls; empty when the caller did not say.
+    pub feature: String,
     /// Requests, whatever their outcome.
     pub requests: i64,
     /// Requests that did not end `ok`.

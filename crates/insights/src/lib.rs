@@ -14,8 +14,8 @@ mod report;
 pub use demand::{LedgerHour, ShopperHour, hour_label, unix_hour};
 pub use forecast::{Backtest, Fitted, ForecastPoint, Method};
 pub use report::{
-    Conversion, GatewayFigures, LoopInput, LoopOptions, LoopReport, ModelForecast, PlanFigures, PlannedDemand,
-    ShareOfTotal, ShopperFigures, SiteFigures, UsageShare, build_report,
+    Conversion, FeatureSeries, GatewayFigures, LoopInput, LoopOptions, LoopReport, ModelForecast, PlanFigures,
+    PlannedDemand, ShareOfTotal, ShopperFigures, SiteFigures, UNATTRIBUTED, UsageShare, build_report,
 };
 
 /// What building the loop's figures can fail with.

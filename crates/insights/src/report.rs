@@ -116,10 +116,37 @@ pub struct GatewayFigures {
     pub by_tenant: Vec<UsageShare>,
     /// Per model, most tokens first.
     pub by_model: Vec<UsageShare>,
+    /// Per product feature (`unattributed` for callers that did not say), most tokens first.
+    pub by_feature: Vec<UsageShare>,
+    /// Requests per hour of the busiest features.
+    pub feature_requests_per_hour: Vec<FeatureSeries>,
     /// Requests per hour over the range.
     pub requests_per_hour: Vec<f64>,
     /// Tokens per hour over the range.
     pub tokens_per_hour: Vec<f64>,
+}
+
+/// One feature's demand hour by hour.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureSeries {
+    /// The feature.
+    pub feature: String,
+    /// Requests per hour over the range.
+    pub requests_per_hour: Vec<f64>,
+}
+
+/// The name calls without a feature are shown under.
+pub const UNATTRIBUTED: &str = "unattributed";
+
+/// Features charted hour by hour, the busiest first.
+const CHARTED_FEATURES: usize = 6;
+
+fn feature_of(row: &LedgerHour) -> &str {
+    if row.feature.is_empty() {
+        UNATTRIBUTED
+    } else {
+        &row.feature
+    }
 }
 
 /// How shopper behaviour turns into model demand.
@@ -371,6 +398,7 @@ fn micros_to_usd(micros: i64) -> f64 {
 }
 
 fn gateway_figures(ledger: &[&LedgerHour], from: i64, to: i64) -> GatewayFigures {
+    let by_feature = usage_shares(ledger, feature_of);
     GatewayFigures {
         requests: ledger.iter().map(|row| row.requests).sum(),
         failed: ledger.iter().map(|row| row.failed).sum(),
@@ -379,6 +407,22 @@ fn gateway_figures(ledger: &[&LedgerHour], from: i64, to: i64) -> GatewayFigures
         cost_usd: micros_to_usd(ledger.iter().map(|row| row.cost_micros).sum()),
         by_tenant: usage_shares(ledger, |row| &row.tenant),
         by_model: usage_shares(ledger, |row| &row.model),
+        by_feature: by_feature.clone(),
+        feature_requests_per_hour: by_feature
+            .iter()
+            .take(CHARTED_FEATURES)
+            .map(|share| {
+                let rows: Vec<&LedgerHour> = ledger
+                    .iter()
+                    .copied()
+                    .filter(|row| feature_of(row) == share.name)
+                    .collect();
+                FeatureSeries {
+                    feature: share.name.clone(),
+                    requests_per_hour: dense(&rows, from, to, |row| row.hour, |row| row.requests as f64),
+                }
+            })
+            .collect(),
         requests_per_hour: dense(ledger, from, to, |row| row.hour, |row| row.requests as f64),
         tokens_per_hour: dense(
             ledger,
@@ -579,6 +623,7 @@ share = 1.0
 
     fn ledger_row(hour: i64, model: &str, tenant: &str, requests: i64) -> LedgerHour {
         LedgerHour {
+            feature: String::new(),
             hour,
             model: model.to_owned(),
             tenant: tenant.to_owned(),

@@ -526,6 +526,28 @@ impl Ads {
         })
     }
 
+    /// Sponsored-product impressions and clicks per hour since `since_ms` (unix milliseconds), as
+    /// `(kind, hour since the epoch, count)` with kinds `ad_impression` and `ad_click`: shopper events for the
+    /// loop's demand series.
+    pub async fn hourly_counts(&self, since_ms: i64) -> Result<Vec<(String, i64, i64)>, CommerceError> {
+        let mut counts: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT 'ad_impression', CAST(shown_at / 3600000 AS BIGINT) AS hour, CAST(COUNT(*) AS BIGINT) \
+             FROM ads_impressions WHERE shown_at >= $1 GROUP BY hour",
+        )
+        .bind(since_ms)
+        .fetch_all(self.db.pool())
+        .await?;
+        let clicks: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT 'ad_click', CAST(clicked_at / 3600000 AS BIGINT) AS hour, CAST(COUNT(*) AS BIGINT) \
+             FROM ads_impressions WHERE clicked_at >= $1 GROUP BY hour",
+        )
+        .bind(since_ms)
+        .fetch_all(self.db.pool())
+        .await?;
+        counts.extend(clicks);
+        Ok(counts)
+    }
+
     /// [`Ads::report`] over the last 30 days.
     pub async fn recent_report(&self) -> Result<Vec<CampaignReport>, CommerceError> {
         let to = now_ms() + 1;

@@ -221,7 +221,7 @@ pub(crate) async fn ask(State(console): State<Console>, params: Result<Query<Ask
                 placeholder="which model cost most last week per tenant?"; }
             " " button type="submit" { "Ask" }
         }
-        p.note { "Questions about model calls (requests, tokens, cost, failures, latency by model, tenant, day or hour) and shopper events (searches, views, carts, orders by kind, day or hour). Each becomes one read-only query over the tables in docs/ask.md, shown below its answer." }
+        p.note { "Questions about model calls (requests, tokens, cost, failures, latency by model, tenant, feature, day or hour) and shopper events (searches, views, carts, orders, assistant turns by kind, day or hour). Each becomes one read-only query over the tables in docs/ask.md, shown below its answer." }
         @match &outcome {
             None => {}
             Some(Err(message)) => { p.problem role="alert" { (message) } }

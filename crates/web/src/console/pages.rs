@@ -220,9 +220,9 @@ pub(crate) fn usage(range: &Range, report: &LoopReport) -> Markup {
     let body = html! {
         p { (gateway.requests) " requests, " (gateway.failed) " failed, " (gateway.prompt_tokens) " prompt and "
             (gateway.completion_tokens) " output tokens, " (usd(gateway.cost_usd)) "." }
-        @for (caption, shares) in [("Per tenant", &gateway.by_tenant), ("Per model", &gateway.by_model)] {
+        @for (caption, id, shares) in [("Per tenant", "by-tenant", &gateway.by_tenant), ("Per model", "by-model", &gateway.by_model), ("Per feature", "by-feature", &gateway.by_feature)] {
             h2 { (caption) }
-            table {
+            table id=(id) {
                 thead { tr { th { "name" } th { "requests" } th { "tokens" } th { "cost" } } }
                 tbody {
                     @for share in shares.iter() {
@@ -233,6 +233,10 @@ pub(crate) fn usage(range: &Range, report: &LoopReport) -> Markup {
             }
         }
         (chart(hourly_chart("requests per hour", "requests", &[Line { name: "requests", start: 0, values: &gateway.requests_per_hour }], None)))
+        @if !gateway.feature_requests_per_hour.is_empty() {
+            @let lines: Vec<Line<'_>> = gateway.feature_requests_per_hour.iter().map(|series| Line { name: &series.feature, start: 0, values: &series.requests_per_hour }).collect();
+            (chart(hourly_chart("requests per hour by feature", "requests", &lines, None)))
+        }
     };
     layout("Gateway usage", "/console/usage", Some(range), body)
 }
