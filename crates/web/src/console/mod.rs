@@ -72,6 +72,20 @@ pub struct Console {
     journal: Option<agents::Journal>,
     ads: Option<Arc<commerce::ads::Ads>>,
     sessions: Arc<Mutex<Vec<String>>>,
+    /// The last report computed, reused for [`REPORT_REUSE`]: pages that refresh together, or a visitor going
+    /// from page to page, read the ledger and solve the plan once.
+    last_report: Arc<Mutex<Option<CachedReport>>>,
+}
+
+/// How long a computed report is shown again before the figures are read afresh.
+const REPORT_REUSE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A report and what it was computed for.
+struct CachedReport {
+    /// From hour, to hour, growth's bits, what-ifs.
+    key: (i64, i64, u64, bool),
+    at: std::time::Instant,
+    report: LoopReport,
 }
 
 impl Console {
@@ -83,7 +97,30 @@ impl Console {
             journal: None,
             ads: None,
             sessions: Arc::new(Mutex::new(Vec::new())),
+            last_report: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The report for `[from_hour, to_hour)`: the cached one while it is fresh (one with what-ifs also serves
+    /// pages that do not show them), else computed and remembered.
+    async fn report(&self, from_hour: i64, to_hour: i64, options: LoopOptions) -> Result<LoopReport, String> {
+        let key = (from_hour, to_hour, options.growth.to_bits(), options.what_ifs);
+        let reusable = |cached: &CachedReport| {
+            let (from, to, growth, what_ifs) = cached.key;
+            (from, to, growth) == (key.0, key.1, key.2) && (what_ifs || !key.3) && cached.at.elapsed() < REPORT_REUSE
+        };
+        if let Some(cached) = self.last_report.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && reusable(cached)
+        {
+            return Ok(cached.report.clone());
+        }
+        let report = self.figures.report(from_hour, to_hour, options).await?;
+        *self.last_report.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedReport {
+            key,
+            at: std::time::Instant::now(),
+            report: report.clone(),
+        });
+        Ok(report)
     }
 
     /// The same console, showing agent sessions and their traces from `journal`.
@@ -256,7 +293,7 @@ async fn figures(
     };
     // The current hour is included, so the figures move while one watches; the forecast starts after it.
     let to_hour = current_hour() + 1;
-    match console.figures.report(to_hour - hours, to_hour, options).await {
+    match console.report(to_hour - hours, to_hour, options).await {
         Ok(report) => Ok((Range { hours, growth }, report)),
         Err(message) => {
             tracing::error!(%message, "console figures failed");
