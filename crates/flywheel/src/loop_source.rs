@@ -160,6 +160,18 @@ impl LoopSource {
 
     /// The figures for `[from_hour, to_hour)`.
     pub async fn report(&self, from_hour: i64, to_hour: i64, options: &LoopOptions) -> anyhow::Result<LoopReport> {
+        self.report_in_steps(from_hour, to_hour, options, |_| {}).await
+    }
+
+    /// [`LoopSource::report`], telling `on_step` which of the [`REPORT_STEPS`] it starts, in order.
+    pub async fn report_in_steps(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+        options: &LoopOptions,
+        on_step: impl Fn(&'static str),
+    ) -> anyhow::Result<LoopReport> {
+        on_step(REPORT_STEPS[0]);
         let bound = |hour: i64| -> anyhow::Result<String> {
             let start = jiff::Timestamp::from_second(hour.saturating_mul(3600)).context("an hour out of range")?;
             Ok(gateway::parse_bound("hour", &start.to_string())?)
@@ -201,6 +213,7 @@ impl LoopSource {
                 cost_micros: group.cost_micros,
             });
         }
+        on_step(REPORT_STEPS[1]);
         let since_ms = from_hour.saturating_mul(3_600_000);
         let mut counts = self
             .events
@@ -225,9 +238,17 @@ impl LoopSource {
             shoppers: &shoppers,
             current_hour: Some(jiff::Timestamp::now().as_second().div_euclid(3600)),
         };
+        on_step(REPORT_STEPS[2]);
         Ok(insights::build_report(&input, self.fleet(), options)?)
     }
 }
+
+/// What computing a report does, in order: the long steps a progress bar shows.
+pub const REPORT_STEPS: [&str; 3] = [
+    "reading the usage ledger",
+    "reading shopper and ad events",
+    "forecasting and planning the fleet",
+];
 
 /// The most calls one replay takes from the ledger (the newest).
 const MAX_REPLAY_CALLS: u32 = 20_000;

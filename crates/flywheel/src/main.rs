@@ -8,6 +8,11 @@ macro_rules! outln {
     };
 }
 
+/// mimalloc instead of the system allocator: the gateway allocates and frees many small buffers per request from
+/// several threads, where glibc's malloc took about a seventh of the gateway's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod agents_cli;
 mod ask_cli;
 mod catalog_cli;

@@ -55,7 +55,12 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         ..LoopOptions::default()
     };
     let fleet = crate::loop_source::loop_fleet(args.fleet.as_deref(), &data_dir)?;
-    let progress = indicatif::ProgressBar::new_spinner().with_message("reading the ledger and shopper events");
+    let steps = crate::loop_source::REPORT_STEPS;
+    let progress = indicatif::ProgressBar::new(steps.len() as u64 + 1).with_message("opening the database");
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     progress.enable_steady_tick(std::time::Duration::from_millis(120));
     let db = crate::open_database(args.database_url.as_deref(), &data_dir).await?;
     let gateway = gateway::Gateway::open(db.clone(), None)
@@ -69,7 +74,12 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         .context("preparing the ads tables")?;
     let source = crate::loop_source::LoopSource::new(db.clone(), gateway, events, Some(fleet))
         .with_ads(std::sync::Arc::new(ads));
-    let report = source.report(from_hour, to_hour, &options).await;
+    let report = source
+        .report_in_steps(from_hour, to_hour, &options, |step| {
+            progress.inc(1);
+            progress.set_message(step);
+        })
+        .await;
     progress.finish_and_clear();
     db.close().await;
     let report = report?;
